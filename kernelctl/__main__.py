@@ -1,0 +1,3 @@
+from kernelctl.cli import main
+
+main()

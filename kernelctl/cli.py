@@ -1,0 +1,99 @@
+"""The command line: parse options, call the core once, hand the result to the renderer.
+
+Heavy modules (virtualenv, jupyter_client) are imported inside commands, so that
+`kernelctl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from kernelctl import __version__
+from kernelctl.errors import Interrupted, KernelctlError
+from kernelctl.render import Renderer
+
+app = typer.Typer(
+    help="Jupyter kernels on HPC base images (uenv, containers, modules), done right.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_state = {"debug": False}
+
+
+def kernelctl_home() -> Path:
+    default = Path.home() / ".local" / "share" / "kernelctl"
+    return Path(os.environ.get("KERNELCTL_HOME") or default)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kernelctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: bool = typer.Option(False, "--debug", help="Show commands run and full tracebacks."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    _state["debug"] = debug
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="kernelctl: %(message)s")
+
+
+@app.command()
+def create(
+    base: str = typer.Option(
+        "system", "--base", "-b", help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
+        "python:PATH, or system (python3 on PATH)."),
+    name: Optional[str] = typer.Option(None, "--name", "-n",
+                                       help="Kernel name [default: from the base label]."),
+    display_name: Optional[str] = typer.Option(None, "--display-name",
+                                               help="Name shown in JupyterLab."),
+    venv: Optional[Path] = typer.Option(
+        None, "--venv", help="Environment directory [default: $KERNELCTL_HOME/venvs/NAME]."),
+    prefix: Optional[Path] = typer.Option(
+        None, "--prefix", help="Install the kernelspec under PREFIX/share/jupyter/kernels."),
+    package: List[str] = typer.Option([], "--package", "-p", help="Package to install (repeatable)."),
+    requirement: List[Path] = typer.Option([], "--requirement", "-r",
+                                           help="Requirements file (repeatable)."),
+    no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
+    find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
+    force: bool = typer.Option(False, "--force", help="Replace a kernel/environment of that name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the created kernel as JSON."),
+) -> None:
+    """Create a virtualenv on top of a base image and a Jupyter kernel that uses it."""
+    from kernelctl.create import CreateRequest, create as create_kernel
+
+    renderer = Renderer(as_json)
+    request = CreateRequest(
+        base=base, name=name, display_name=display_name, venv=venv, prefix=prefix,
+        packages=tuple(package), requirement_files=tuple(requirement), no_index=no_index,
+        find_links=tuple(find_links), force=force)
+    kernel = _run(renderer, lambda: create_kernel(request, os.environ, kernelctl_home(),
+                                                  renderer.progress))
+    renderer.created(kernel)
+
+
+def _run(renderer: Renderer, action):
+    """Call the core; a user error becomes a message and an exit code, not a traceback."""
+    try:
+        return action()
+    except (KernelctlError, KeyboardInterrupt) as exc:
+        if _state["debug"]:
+            logging.getLogger("kernelctl").exception("traceback (--debug)")
+        error = exc if isinstance(exc, KernelctlError) else Interrupted(
+            "interrupted; nothing was left behind")
+    renderer.error(error)
+    raise typer.Exit(error.exit_code)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,184 @@
+"""`kernelctl create`: a venv bound to a base, and a kernel that works, or nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Optional
+
+from kernelctl import __version__
+from kernelctl.bases import Base, resolve_base
+from kernelctl.environment import Venv, create_venv, install_packages, kernel_env
+from kernelctl.errors import DISK_FULL_ERRNOS, KernelctlError, NameTaken, disk_full_error
+from kernelctl.kernelspec import (build_spec, check_kernel_name, ipykernel_logos,
+                                  kernels_dir, stage_kernel)
+from kernelctl.model import KernelInfo
+from kernelctl.probe import probe
+from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_record
+from kernelctl.transaction import Transaction, name_lock, stop_signals_raise
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    base: str
+    name: Optional[str] = None
+    display_name: Optional[str] = None
+    venv: Optional[Path] = None
+    prefix: Optional[Path] = None
+    packages: tuple = ()
+    requirement_files: tuple = ()
+    no_index: bool = False
+    find_links: tuple = ()
+    force: bool = False
+
+    def pip_options(self) -> list:
+        options = ["--no-index"] if self.no_index else []
+        for link in self.find_links:
+            options += ["--find-links", str(link)]
+        return options
+
+
+def create(request: CreateRequest, env: Mapping[str, str], home: Path,
+           progress: Progress) -> KernelInfo:
+    _check_files(request)
+    progress(f"Inspecting the base {request.base}")
+    base = resolve_base(request.base, env)
+    name = check_kernel_name(request.name or base.default_kernel_name)
+    venv_root = Path(os.path.abspath(request.venv or home / "venvs" / name))
+    kernel_dir = kernels_dir(request.prefix) / name
+    with stop_signals_raise(), name_lock(home, name), _disk_errors(), Transaction() as tx:
+        _make_room_for_kernel(kernel_dir, request.force, name, tx)
+        _make_room_for_venv(venv_root, request.force, tx)
+        venv = _build_venv(venv_root, base, request, name, env, progress, tx)
+        progress(f"Writing the kernel {name}")
+        metadata = {**base.binding(), "venv": str(venv.root),
+                    "kernelctl_version": __version__, "created": _now()}
+        spec = build_spec(venv.python, request.display_name or base.display_name,
+                          kernel_env(venv, base, env, _own_bin()), base.interpreter.version,
+                          metadata)
+        logos = ipykernel_logos(venv.ipykernel)
+        _install_kernel(stage_kernel(kernel_dir.parent, name, spec, logos), kernel_dir, tx)
+    return KernelInfo(name=name, display_name=spec["display_name"], language="python",
+                      resource_dir=kernel_dir, managed=True, status="ok",
+                      base=base.binding(), venv=venv.root)
+
+
+def _check_files(request: CreateRequest) -> None:
+    for requirements in request.requirement_files:
+        if not Path(requirements).is_file():
+            raise KernelctlError(f"requirements file {requirements} does not exist",
+                                 "Pass an existing file to -r.")
+    for link in request.find_links:
+        if "://" not in str(link) and not Path(link).exists():
+            raise KernelctlError(f"--find-links {link} does not exist",
+                                 "Pass a directory of wheels or a URL.")
+
+
+def _make_room_for_kernel(kernel_dir: Path, force: bool, name: str, tx: Transaction) -> None:
+    if not (kernel_dir.exists() or kernel_dir.is_symlink()):
+        return
+    if not force:
+        raise NameTaken(f"a kernel named '{name}' already exists at {kernel_dir}",
+                        "Pass --force to replace it, or choose another --name.")
+    _move_aside(kernel_dir, tx)
+
+
+def _make_room_for_venv(venv_root: Path, force: bool, tx: Transaction) -> None:
+    if not venv_root.exists() and not venv_root.is_symlink():
+        return
+    if venv_root.is_dir() and not venv_root.is_symlink():
+        if read_record(venv_root) is None and (venv_root / INCOMPLETE_MARKER).exists():
+            shutil.rmtree(venv_root)  # left by a create that was killed (we hold its lock)
+            return
+        if not any(venv_root.iterdir()):
+            venv_root.rmdir()
+            tx.undo_with(lambda: venv_root.mkdir(exist_ok=True))
+            return
+        if read_record(venv_root) is not None:
+            if not force:
+                raise NameTaken(f"the environment {venv_root} already exists",
+                                "Pass --force to rebuild it, or choose another --name/--venv.")
+            _move_aside(venv_root, tx)
+            return
+    raise KernelctlError(
+        f"{venv_root} exists and was not made by kernelctl; it will not be touched",
+        "Choose another --venv (or --name), or move that directory away yourself.",
+    )
+
+
+def _move_aside(path: Path, tx: Transaction) -> None:
+    """Rename `path` out of the way; put it back on failure, delete it on success."""
+    aside = path.with_name(f".{path.name}.kernelctl-old-{os.getpid()}")
+    os.rename(path, aside)
+    tx.undo_with(lambda: os.rename(aside, path))
+    tx.after_success(lambda: _remove(aside))
+
+
+def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
+                env: Mapping[str, str], progress: Progress, tx: Transaction) -> "_BuiltVenv":
+    tx.undo_with(lambda: _remove(root))
+    root.mkdir(parents=True)
+    (root / INCOMPLETE_MARKER).write_text(f"{os.getpid()}\n")
+    progress(f"Creating the environment {root}")
+    venv = create_venv(root, base)
+    run_env = {**env, **kernel_env(venv, base, env, _own_bin())}
+    packages = [*base.packages, *request.packages]
+    if not base.interpreter.ipykernel:
+        packages.append("ipykernel")
+    if packages or request.requirement_files:
+        progress(f"Installing {', '.join(packages) or 'requirements'} (pip)")
+    install_packages(venv, packages, request.requirement_files, request.pip_options(), run_env)
+    checked = probe(venv.python, run_env)
+    if checked.ipykernel is None or Path(checked.prefix) != root:
+        raise KernelctlError(f"the new environment {root} cannot import ipykernel",
+                             "Install ipykernel into the base or pass -p ipykernel.")
+    write_record(root, EnvRecord(
+        kernel=name, kernelctl_version=__version__, created=_now(), base=base.binding(),
+        packages=tuple(packages),
+        requirement_files=tuple(str(Path(r).absolute()) for r in request.requirement_files)))
+    (root / INCOMPLETE_MARKER).unlink()
+    return _BuiltVenv(venv.root, venv.python, venv.site_packages, checked.ipykernel)
+
+
+@dataclass(frozen=True)
+class _BuiltVenv(Venv):
+    ipykernel: Optional[str] = None
+
+
+def _install_kernel(staging: Path, kernel_dir: Path, tx: Transaction) -> None:
+    tx.undo_with(lambda: _remove(staging))
+    os.rename(staging, kernel_dir)
+    tx.undo_with(lambda: _remove(kernel_dir))
+
+
+@contextmanager
+def _disk_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error("creating the kernel", f"{exc.strerror}: {exc.filename}") from exc
+        raise
+
+
+def _own_bin() -> Optional[Path]:
+    """kernelctl's own venv bin dir, kept out of kernels' PATH (kernels outlive the tool)."""
+    return Path(sys.executable).parent if sys.prefix != sys.base_prefix else None
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,115 @@
+"""Build the virtual environment a kernel runs in, on top of a base interpreter."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from kernelctl.bases import Base
+from kernelctl.errors import DISK_FULL_ERRNOS, KernelctlError, disk_full_error
+from kernelctl.proc import run
+
+GUARD_MODULE = "kernelctl_guard"
+PIP_SHIM = """#!{python}
+# Written by kernelctl: runs the base's pip inside this environment, so that
+# `pip install` lands here (this environment seeds no pip of its own, to save files).
+import sys
+from pip._internal.cli.main import main
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+
+@dataclass(frozen=True)
+class Venv:
+    root: Path
+    python: Path
+    site_packages: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.python.parent
+
+
+def create_venv(root: Path, base: Base) -> Venv:
+    """A virtualenv for the base's interpreter, seeing the base's packages.
+
+    The venv seeds pip only when the base has none: the base's pip then serves it
+    through small shims, which keeps the venv to a few dozen files (home quotas count).
+    """
+    from virtualenv import cli_run  # costs ~0.1 s; only `create` pays it
+
+    args = [str(root), "--python", base.python, "--system-site-packages",
+            "--no-periodic-update", "--activators", "bash,fish,cshell,python"]
+    args += ["--no-seed"] if base.interpreter.pip else ["--no-setuptools", "--no-download"]
+    try:
+        session = cli_run(args, setup_logging=False)
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(f"creating the environment {root}", exc.strerror) from exc
+        raise
+    except (RuntimeError, SystemExit) as exc:
+        raise KernelctlError(f"virtualenv could not create {root}: {exc}",
+                             "Run again with --debug for virtualenv's own log.") from exc
+    creator = session.creator
+    venv = Venv(root=root, python=Path(creator.exe), site_packages=Path(creator.purelib))
+    _install_guard(venv, base)
+    if base.interpreter.pip:
+        _install_pip_shims(venv, base)
+    return venv
+
+
+def _install_guard(venv: Venv, base: Base) -> None:
+    source = resources.files("kernelctl").joinpath("resources", f"{GUARD_MODULE}.py").read_text()
+    roots = tuple(os.path.normcase(os.path.normpath(r)) for r in base.shadow_roots)
+    source = source.replace("BASE_ROOTS = ()", f"BASE_ROOTS = {roots!r}", 1)
+    (venv.site_packages / f"{GUARD_MODULE}.py").write_text(source)
+    (venv.site_packages / f"{GUARD_MODULE}.pth").write_text(f"import {GUARD_MODULE}\n")
+
+
+def _install_pip_shims(venv: Venv, base: Base) -> None:
+    for name in ("pip", "pip3", f"pip{base.interpreter.major_minor}"):
+        shim = venv.bin / name
+        shim.write_text(PIP_SHIM.format(python=venv.python))
+        shim.chmod(0o755)
+
+
+def install_packages(venv: Venv, packages: Sequence[str], requirement_files: Sequence[Path],
+                     pip_options: Sequence[str], env: Mapping[str, str]) -> None:
+    """pip-install into the venv so the requested packages land here and win.
+
+    --upgrade makes pip install a requested package into the venv even when the base
+    holds an older copy (else: "Requirement already satisfied"); only-if-needed keeps
+    the base's copies of their dependencies.
+    """
+    if not packages and not requirement_files:
+        return
+    cmd = [str(venv.python), "-m", "pip", "install", "--upgrade",
+           "--upgrade-strategy", "only-if-needed", "--no-warn-script-location",
+           *pip_options, *packages]
+    for requirements in requirement_files:
+        cmd += ["-r", str(requirements)]
+    pip_env = {**env, "PIP_DISABLE_PIP_VERSION_CHECK": env.get("PIP_DISABLE_PIP_VERSION_CHECK", "1")}
+    run(cmd, env=pip_env, what="pip install",
+        hint="Check the package names and versions. Offline (compute nodes): use "
+             "--no-index --find-links DIR with a directory of wheels.")
+
+
+def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Path) -> dict:
+    """The env block of kernel.json: absolute values only, venv first, no empty entries.
+
+    Values are frozen now rather than written as ${PATH}: jupyter_client leaves an unset
+    variable as literal text. kernelspec.build_spec escapes `$` for jupyter_client.
+    """
+    path = _unique([str(venv.bin)] + [p for p in env.get("PATH", "").split(os.pathsep)
+                                      if p and Path(p) != own_bin])
+    pythonpath = _unique([str(venv.site_packages), *base.pythonpath])
+    return {"VIRTUAL_ENV": str(venv.root), "PATH": os.pathsep.join(path),
+            "PYTHONPATH": os.pathsep.join(pythonpath)}
+
+
+def _unique(entries: Sequence[str]) -> list:
+    return list(dict.fromkeys(entries))

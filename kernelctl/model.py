@@ -1,0 +1,31 @@
+"""The kernel object every command reports (see docs/json.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+JSON_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    name: str
+    display_name: str
+    language: str
+    resource_dir: Path
+    managed: bool  # made by kernelctl (its kernel.json carries metadata.kernelctl)
+    status: str  # ok | broken | mismatch | unknown
+    problems: tuple = ()
+    base: Optional[dict] = None
+    venv: Optional[Path] = None
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "display_name": self.display_name,
+            "language": self.language, "resource_dir": str(self.resource_dir),
+            "managed": self.managed, "status": self.status,
+            "problems": list(self.problems), "base": self.base,
+            "venv": str(self.venv) if self.venv else None,
+        }

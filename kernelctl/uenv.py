@@ -1,0 +1,126 @@
+"""What a CSCS uenv session looks like from the inside (see docs/bases.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+from kernelctl.errors import CommandFailed, KernelctlError
+from kernelctl.proc import run
+
+LABEL_RE = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.+-]+)(?:/(?P<version>[A-Za-z0-9_.+-]+))?"
+    r"(?::(?P<tag>[A-Za-z0-9_.+-]+))?(?:@(?P<system>[A-Za-z0-9_.+-]+))?"
+    r"(?:%(?P<uarch>[A-Za-z0-9_.+-]+))?$"
+)
+DIGEST_RE = re.compile(r"/images/([0-9a-f]{16,64})/[^/]*$")
+
+
+@dataclass(frozen=True)
+class UenvLabel:
+    name: str
+    version: Optional[str] = None
+    tag: Optional[str] = None
+
+    @classmethod
+    def parse(cls, text: str) -> "UenvLabel":
+        match = LABEL_RE.match(text)
+        if not match:
+            raise KernelctlError(
+                f"'{text}' is not a uenv label",
+                "Write it as NAME[/VERSION][:TAG], e.g. uenv:prgenv-gnu/24.11:v1.",
+            )
+        return cls(match["name"], match["version"], match["tag"])
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.version:
+            text += "/" + self.version
+        if self.tag:
+            text += ":" + self.tag
+        return text
+
+
+@dataclass(frozen=True)
+class MountedUenv:
+    """One image of UENV_MOUNT_LIST, with what UENV_VIEW and meta/env.json say of it."""
+
+    name: str
+    mount: Path
+    squashfs: str
+    digest: Optional[str]
+    active_views: tuple
+    meta: dict
+
+    def view(self, view: str) -> dict:
+        return self.meta.get("views", {}).get(view) or {}
+
+    def view_root(self, view: str) -> Optional[Path]:
+        root = self.view(view).get("root")
+        return Path(root) if root else None
+
+    def view_list_var(self, view: str, var: str) -> list:
+        """The value a view gives a path-list variable, applying its ops in order."""
+        ops = self.view(view).get("env", {}).get("values", {}).get("list", {}).get(var, [])
+        value: list = []
+        for op in ops:
+            paths = [p for p in op.get("value", []) if p]
+            kind = op.get("op")
+            if kind == "prepend":
+                value = paths + value
+            elif kind == "append":
+                value = value + paths
+            elif kind == "set":
+                value = paths
+            elif kind == "unset":
+                value = []
+        return value
+
+
+def session_uenvs(env: Mapping[str, str]) -> list:
+    """The uenvs this session has mounted; empty unless UENV_MOUNT_LIST and UENV_VIEW are set."""
+    mount_list, view_list = env.get("UENV_MOUNT_LIST"), env.get("UENV_VIEW")
+    if not mount_list or not view_list:
+        return []
+    views_by_mount: dict = {}
+    names_by_mount: dict = {}
+    for entry in filter(None, view_list.split(",")):
+        mount, _, rest = entry.partition(":")
+        name, _, view = rest.partition(":")
+        names_by_mount[mount] = name
+        views_by_mount.setdefault(mount, []).append(view)
+    mounted = []
+    for entry in filter(None, mount_list.split(",")):
+        squashfs, _, mount = entry.rpartition(":")
+        meta = _read_meta(Path(mount))
+        name = meta.get("name") or names_by_mount.get(mount) or Path(mount).name
+        digest = DIGEST_RE.search(squashfs)
+        mounted.append(MountedUenv(
+            name=name, mount=Path(mount), squashfs=squashfs,
+            digest=digest.group(1) if digest else None,
+            active_views=tuple(views_by_mount.get(mount, ())), meta=meta,
+        ))
+    return mounted
+
+
+def _read_meta(mount: Path) -> dict:
+    try:
+        return json.loads((mount / "meta" / "env.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def inspect(ref: str, env: Mapping[str, str]) -> dict:
+    """`uenv image inspect --json REF`, or {} where the uenv command is absent or fails."""
+    uenv = shutil.which("uenv", path=env.get("PATH"))
+    if not uenv:
+        return {}
+    try:
+        return json.loads(run([uenv, "image", "inspect", "--json", ref], env=env,
+                              what="uenv image inspect"))
+    except (CommandFailed, ValueError):
+        return {}
