@@ -1,0 +1,37 @@
+# make demo: set up, then create a kernel from the current Python and run code in it.
+# make test: set up, then run the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WHEELHOUSE := build/wheelhouse
+
+.PHONY: demo test setup wheelhouse bench clean
+
+setup: $(BIN)/kernelctl
+
+$(BIN)/kernelctl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# ipykernel and its dependencies as wheels: tests and benchmarks install offline from here.
+wheelhouse: $(WHEELHOUSE)/.done
+$(WHEELHOUSE)/.done: $(BIN)/kernelctl
+	$(BIN)/pip download --quiet --dest $(WHEELHOUSE) \
+	  "ipykernel==$$($(BIN)/python -c 'import ipykernel; print(ipykernel.__version__)')"
+	touch $@
+
+test: setup wheelhouse
+	$(BIN)/python -m pytest -q
+
+demo: setup wheelhouse
+	$(BIN)/python -m kernelctl create --base system --name kernelctl-demo --force \
+	  --no-index --find-links $(WHEELHOUSE)
+	$(BIN)/python demo/run_demo.py kernelctl-demo
+
+bench: setup wheelhouse
+	$(BIN)/python bench/bench_create.py
+
+clean:
+	rm -rf $(VENV) build

@@ -1,0 +1,64 @@
+"""Run kernelctl as a user does, and run code in the kernels it makes, for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+
+def kernelctl(*args, env: Optional[dict] = None, **kwargs) -> subprocess.CompletedProcess:
+    """`kernelctl ARGS` in a subprocess: real exit codes, real stdout/stderr, no tty."""
+    return subprocess.run([sys.executable, "-m", "kernelctl", *map(str, args)],
+                          env=env if env is not None else dict(os.environ),
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def created(*args, env: Optional[dict] = None) -> dict:
+    """`kernelctl create --json ARGS`, asserting success; the created kernel object."""
+    done = kernelctl("create", "--json", *args, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def kernel_json(kernel: dict) -> dict:
+    return json.loads((Path(kernel["resource_dir"]) / "kernel.json").read_text())
+
+
+def run_in_kernel(name: str, code: str, server_env: dict, timeout: float = 60) -> str:
+    """Start kernel `name` through jupyter_client as a Jupyter server with `server_env`
+    would, execute `code`, return what it printed. The kernel is always shut down."""
+    from jupyter_client.manager import KernelManager
+
+    manager = KernelManager(kernel_name=name)
+    # Like a notebook in $HOME: not the repository, whose kernelctl/ would be importable.
+    manager.start_kernel(env=server_env, cwd=os.environ["HOME"])
+    client = manager.client()
+    printed: list = []
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=timeout)
+
+        def on_output(message):
+            content = message["content"]
+            if message["msg_type"] == "stream":
+                printed.append(content["text"])
+            elif message["msg_type"] == "error":
+                printed.append("ERROR: " + content["ename"] + ": " + content["evalue"])
+
+        reply = client.execute_interactive(code, timeout=timeout, output_hook=on_output)
+        assert reply["content"]["status"] == "ok", "".join(printed)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    return "".join(printed)
+
+
+PROBE_CODE = (
+    "import json, sys, kctl_shadow\n"
+    "print(json.dumps({'prefix': sys.prefix, 'executable': sys.executable,\n"
+    "                  'shadow': kctl_shadow.__version__, 'shadow_file': kctl_shadow.__file__}))"
+)

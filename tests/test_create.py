@@ -1,0 +1,171 @@
+"""kernelctl create: real venvs, real pip, real kernels started through jupyter_client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import BASE_PYTHON, PY_MM
+from tests.helpers import PROBE_CODE, created, kernel_json, kernelctl, run_in_kernel
+
+
+def offline(*dirs) -> list:
+    return ["--no-index", *[f"--find-links={d}" for d in dirs]]
+
+
+def test_prgenv_kernel_runs_in_venv_and_venv_copy_wins(prgenv_image, test_wheels):
+    session = prgenv_image.session_env(dict(os.environ))
+    kernel = created("--base", "prgenv-gnu", "-p", "kctl_shadow==2.0", *offline(test_wheels),
+                     env=session)
+    assert kernel["name"] == "prgenv-gnu-24.11-v1"
+    assert kernel["display_name"] == f"Python {PY_MM} (prgenv-gnu/24.11:v1)"
+    venv = Path(kernel["venv"])
+    # The JupyterLab server of that session has the uenv's PYTHONPATH (1.0 first).
+    seen = json.loads(run_in_kernel(kernel["name"], PROBE_CODE, session))
+    assert seen["prefix"] == str(venv)
+    assert seen["executable"] == str(venv / "bin" / "python")
+    assert seen["shadow"] == "2.0"
+    assert seen["shadow_file"].startswith(str(venv))
+
+
+def test_kernel_json_is_absolute_complete_and_bound_to_the_base(prgenv_image, test_wheels):
+    session = prgenv_image.session_env(dict(os.environ))
+    kernel = created("--base", "uenv:prgenv-gnu", env=session)
+    spec = kernel_json(kernel)
+    venv = Path(kernel["venv"])
+    assert spec["argv"][0] == str(venv / "bin" / "python")
+    assert spec["argv"][-2:] == ["-f", "{connection_file}"]
+    env = spec["env"]
+    assert env["VIRTUAL_ENV"] == str(venv)
+    assert env["PATH"].split(":")[0] == str(venv / "bin")
+    site = str(venv / "lib" / f"python{PY_MM}" / "site-packages")
+    assert env["PYTHONPATH"].split(":") == [site, str(prgenv_image.site_packages)]
+    for value in env.values():
+        assert "$" not in value and "" not in value.split(":")
+    binding = spec["metadata"]["kernelctl"]
+    assert binding["kind"] == "uenv" and binding["name"] == "prgenv-gnu"
+    assert (binding["version"], binding["tag"], binding["view"]) == ("24.11", "v1", "default")
+    assert binding["digest"] == prgenv_image.digest
+    assert binding["mount"] == str(prgenv_image.mount)
+    assert binding["python"] == str(prgenv_image.view_root / "bin" / "python3")
+    assert binding["venv"] == str(venv) and binding["kernelctl_version"] and binding["created"]
+    assert {p.name for p in Path(kernel["resource_dir"]).iterdir()} >= {
+        "kernel.json", "logo-32x32.png", "logo-64x64.png"}
+    assert kernel["base"]["digest"] == prgenv_image.digest
+
+
+def test_venv_on_a_base_with_ipykernel_is_small_and_reuses_it(prgenv_image):
+    session = prgenv_image.session_env(dict(os.environ))
+    kernel = created("--base", "prgenv-gnu", env=session)
+    venv = Path(kernel["venv"])
+    files = [p for p in venv.rglob("*") if not p.is_dir()]
+    assert len(files) <= 50, files
+    assert not list(venv.rglob("ipykernel"))
+    assert "1 + 1 = 2" in run_in_kernel(kernel["name"], "print('1 + 1 =', 1 + 1)", session)
+
+
+def test_venv_python_and_pip_from_a_shell_prefer_the_venv(prgenv_image, test_wheels, tmp_path):
+    session = prgenv_image.session_env(dict(os.environ))
+    venv = Path(created("--base", "prgenv-gnu", "-p", "kctl_shadow==2.0",
+                        *offline(test_wheels), env=session)["venv"])
+    # Plain shell, srun or batch: the uenv's PYTHONPATH is set, nothing else is.
+    shell = subprocess.run([venv / "bin" / "python", "-c", PROBE_CODE], env=session,
+                           capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert json.loads(shell.stdout)["shadow"] == "2.0"
+    # pip in the activated venv installs into the venv (the venv has no pip of its own).
+    script = (f". {venv}/bin/activate && pip install --quiet --no-index "
+              f"--find-links {test_wheels} kctl_extra && "
+              "python -c 'import kctl_extra; print(kctl_extra.__file__)'")
+    done = subprocess.run(["bash", "-c", script], env=session, capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(venv / "lib"))
+
+
+def test_user_pythonpath_entries_stay_first(prgenv_image, test_wheels, tmp_path):
+    session = prgenv_image.session_env(dict(os.environ))
+    venv = Path(created("--base", "prgenv-gnu", "-p", "kctl_shadow==2.0",
+                        *offline(test_wheels), env=session)["venv"])
+    mine = tmp_path / "mycode"
+    (mine / "kctl_shadow").mkdir(parents=True)
+    (mine / "kctl_shadow" / "__init__.py").write_text("__version__ = 'dev'\n")
+    env = {**session, "PYTHONPATH": f"{mine}:{session['PYTHONPATH']}"}
+    done = subprocess.run([venv / "bin" / "python", "-c", PROBE_CODE], env=env,
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert json.loads(done.stdout)["shadow"] == "dev"
+
+
+def test_python_base_without_ipykernel_installs_it_offline(wheelhouse):
+    kernel = created("--base", f"python:{BASE_PYTHON}", "--name", "plain", *offline(wheelhouse))
+    assert kernel["display_name"] == f"Python {PY_MM} ({BASE_PYTHON})"
+    venv = Path(kernel["venv"])
+    assert list(venv.glob("lib/python*/site-packages/ipykernel"))
+    out = run_in_kernel("plain", "import sys; print(sys.prefix)", dict(os.environ))
+    assert out.strip() == str(venv)
+
+
+def test_kernel_does_not_depend_on_kernelctls_environment(prgenv_image):
+    session = prgenv_image.session_env(dict(os.environ))
+    kernel = created("--base", "prgenv-gnu", env=session)
+    text = (Path(kernel["resource_dir"]) / "kernel.json").read_text()
+    import sys
+    if sys.prefix != sys.base_prefix:
+        assert sys.prefix not in text
+    out = run_in_kernel(kernel["name"],
+                        "import importlib.util; print(importlib.util.find_spec('kernelctl'))",
+                        session)
+    assert out.strip() == "None"
+
+
+def test_json_output_is_the_kernel_object(prgenv_image):
+    session = prgenv_image.session_env(dict(os.environ))
+    kernel = created("--base", "prgenv-gnu", "--name", "mine", "--display-name", "My env",
+                     env=session)
+    assert set(kernel) == {"name", "display_name", "language", "resource_dir", "managed",
+                           "status", "problems", "base", "venv"}
+    assert (kernel["name"], kernel["display_name"], kernel["language"]) == (
+        "mine", "My env", "python")
+    assert kernel["managed"] is True and kernel["status"] == "ok" and kernel["problems"] == []
+
+
+def test_human_output_says_how_to_use_it_and_stays_quiet_when_piped(prgenv_image):
+    session = prgenv_image.session_env(dict(os.environ))
+    done = kernelctl("create", "--base", "prgenv-gnu", env=session)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "pip install" in done.stdout and "Python" in done.stdout
+
+
+def test_venv_and_prefix_options(prgenv_image, tmp_path):
+    session = prgenv_image.session_env(dict(os.environ))
+    kernel = created("--base", "prgenv-gnu", "--venv", tmp_path / "envs" / "a",
+                     "--prefix", tmp_path / "prefix", env=session)
+    assert kernel["venv"] == str(tmp_path / "envs" / "a")
+    assert kernel["resource_dir"] == str(tmp_path / "prefix/share/jupyter/kernels/prgenv-gnu-24.11-v1")
+    assert (tmp_path / "envs" / "a" / "kernelctl.toml").is_file()
+
+
+def test_pip_config_is_honoured(prgenv_image, test_wheels, tmp_path):
+    config = tmp_path / "pip.conf"
+    config.write_text(f"[global]\nno-index = true\nfind-links = {test_wheels}\n")
+    session = {**prgenv_image.session_env(dict(os.environ)), "PIP_CONFIG_FILE": str(config)}
+    kernel = created("--base", "prgenv-gnu", "-p", "kctl_extra", env=session)
+    assert list(Path(kernel["venv"]).glob("lib/python*/site-packages/kctl_extra"))
+
+
+def test_requirements_file_and_record(prgenv_image, test_wheels, tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("kctl_extra==0.3\n")
+    session = prgenv_image.session_env(dict(os.environ))
+    kernel = created("--base", "prgenv-gnu", "-r", requirements, "-p", "kctl_shadow==2.0",
+                     *offline(test_wheels), env=session)
+    venv = Path(kernel["venv"])
+    assert list(venv.glob("lib/python*/site-packages/kctl_extra"))
+    import tomllib
+    record = tomllib.loads((venv / "kernelctl.toml").read_text())
+    assert record["packages"]["requested"] == ["kctl_shadow==2.0"]
+    assert record["packages"]["requirement_files"] == [str(requirements)]
+    assert record["base"]["digest"] == prgenv_image.digest
+    assert not (venv / ".kernelctl-incomplete").exists()
