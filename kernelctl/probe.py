@@ -64,11 +64,11 @@ def probe(python: Path, env: Mapping[str, str]) -> Interpreter:
     try:
         out = run([python, "-c", PROBE_SOURCE], env=env, cwd=Path("/"),
                   what=f"inspecting the interpreter {python}")
-    except CommandFailed as exc:
+        data = json.loads(out)
+    except (CommandFailed, ValueError) as exc:
         raise KernelctlError(
             f"{python} does not run as a Python interpreter",
             "Pass a working Python >= 3.9 with --base python:PATH.",
         ) from exc
-    data = json.loads(out)
     data["path"] = tuple(data["path"])
     return Interpreter(**data)
