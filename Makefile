@@ -28,7 +28,7 @@ test: setup wheelhouse
 demo: setup wheelhouse
 	$(BIN)/python -m kernelctl create --base system --name kernelctl-demo --force \
 	  --no-index --find-links $(WHEELHOUSE)
-	$(BIN)/python demo/run_demo.py kernelctl-demo
+	$(BIN)/python tests/demo_kernel.py kernelctl-demo
 
 bench: setup wheelhouse
 	$(BIN)/python bench/bench_create.py

@@ -1,0 +1,44 @@
+"""`make demo`, last step: list the Jupyter kernels, then start one and run code in it.
+
+Usage: python tests/demo_kernel.py KERNEL_NAME
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+CODE = """\
+import sys, ipykernel
+print("kernel interpreter:", sys.executable)
+print("environment:       ", sys.prefix)
+print("ipykernel from:    ", ipykernel.__file__)
+print("sum(range(10)) =", sum(range(10)))
+"""
+
+
+def main(name: str) -> None:
+    print("Kernels Jupyter sees:")
+    for kernel, resource_dir in sorted(KernelSpecManager().find_kernel_specs().items()):
+        print(f"  {kernel:30} {resource_dir}")
+    print(f"\nStarting '{name}' through jupyter_client and running code in it:")
+    manager = KernelManager(kernel_name=name)
+    manager.start_kernel(cwd=tempfile.gettempdir(), env=dict(os.environ))
+    client = manager.client()
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        reply = client.execute_interactive(CODE, timeout=60)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    if reply["content"]["status"] != "ok":
+        sys.exit(f"the kernel failed: {reply['content']}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
