@@ -130,18 +130,18 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
     venv = create_venv(root, base)
     run_env = {**env, **kernel_env(venv, base, env, _own_bin())}
     packages = [*base.packages, *request.packages]
-    if not base.interpreter.ipykernel:
-        packages.append("ipykernel")
-    if packages or request.requirement_files:
-        progress(f"Installing {', '.join(packages) or 'requirements'} (pip)")
-    install_packages(venv, packages, request.requirement_files, request.pip_options(), run_env)
+    missing = [] if base.interpreter.ipykernel else ["ipykernel"]
+    if packages or missing or request.requirement_files:
+        progress(f"Installing {', '.join(packages + missing) or 'requirements'} (pip)")
+    install_packages(venv, packages, request.requirement_files, request.pip_options(), run_env,
+                     also=missing)
     checked = probe(venv.python, run_env)
     if checked.ipykernel is None or Path(checked.prefix) != root:
         raise KernelctlError(f"the new environment {root} cannot import ipykernel",
                              "Install ipykernel into the base or pass -p ipykernel.")
     write_record(root, EnvRecord(
         kernel=name, kernelctl_version=__version__, created=_now(), base=base.binding(),
-        packages=tuple(packages),
+        packages=tuple(packages + missing),
         requirement_files=tuple(str(Path(r).absolute()) for r in request.requirement_files)))
     (root / INCOMPLETE_MARKER).unlink()
     return _BuiltVenv(venv.root, venv.python, venv.site_packages, checked.ipykernel)

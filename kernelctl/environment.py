@@ -77,25 +77,26 @@ def _install_pip_shims(venv: Venv, base: Base) -> None:
         shim.chmod(0o755)
 
 
-def install_packages(venv: Venv, packages: Sequence[str], requirement_files: Sequence[Path],
-                     pip_options: Sequence[str], env: Mapping[str, str]) -> None:
-    """pip-install into the venv so the requested packages land here and win.
+def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Sequence[Path],
+                     pip_options: Sequence[str], env: Mapping[str, str],
+                     also: Sequence[str] = ()) -> None:
+    """pip-install into the venv so that what the user names lands here and wins.
 
-    --upgrade makes pip install a requested package into the venv even when the base
-    holds an older copy (else: "Requirement already satisfied"); only-if-needed keeps
-    the base's copies of their dependencies.
+    Plain pip answers "Requirement already satisfied" when the base has a copy, so the
+    named packages go in first with --force-reinstall --no-deps (a copy outside the venv
+    is never touched: pip leaves it alone). A second, ordinary run then adds their
+    dependencies and `also` (e.g. ipykernel), reusing whatever the base already has.
     """
-    if not packages and not requirement_files:
-        return
-    cmd = [str(venv.python), "-m", "pip", "install", "--upgrade",
-           "--upgrade-strategy", "only-if-needed", "--no-warn-script-location",
-           *pip_options, *packages]
-    for requirements in requirement_files:
-        cmd += ["-r", str(requirements)]
+    pip = [str(venv.python), "-m", "pip", "install", "--no-warn-script-location", *pip_options]
+    requirements = [arg for path in requirement_files for arg in ("-r", str(path))]
     pip_env = {**env, "PIP_DISABLE_PIP_VERSION_CHECK": env.get("PIP_DISABLE_PIP_VERSION_CHECK", "1")}
-    run(cmd, env=pip_env, what="pip install",
-        hint="Check the package names and versions. Offline (compute nodes): use "
-             "--no-index --find-links DIR with a directory of wheels.")
+    hint = ("Check the package names and versions. Offline (compute nodes): use "
+            "--no-index --find-links DIR with a directory of wheels.")
+    if requested or requirement_files:
+        run([*pip, "--force-reinstall", "--no-deps", *requested, *requirements],
+            env=pip_env, what="pip install", hint=hint)
+    if requested or requirement_files or also:
+        run([*pip, *requested, *also, *requirements], env=pip_env, what="pip install", hint=hint)
 
 
 def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Path) -> dict:
