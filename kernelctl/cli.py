@@ -82,6 +82,82 @@ def create(
     renderer.created(kernel)
 
 
+@app.command("list")
+def list_kernels(
+    show_all: bool = typer.Option(False, "--all", "-a",
+                                  help="Also show kernels shadowed by a same-named one."),
+    as_json: bool = typer.Option(False, "--json", help="Print {version, kernels} as JSON."),
+) -> None:
+    """List every kernel on Jupyter's search path, with its health."""
+    from kernelctl.inventory import find_kernels
+
+    renderer = Renderer(as_json)
+    renderer.kernels(_run(renderer, lambda: find_kernels(os.environ, include_shadowed=show_all)))
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="Kernel name, as `kernelctl list` shows it."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON (with spec and record)."),
+) -> None:
+    """Show everything known about one kernel: health, kernel.json, environment record."""
+    from kernelctl.inventory import find_kernel, kernel_record
+
+    renderer = Renderer(as_json)
+    kernel = _run(renderer, lambda: find_kernel(name, os.environ))
+    renderer.kernel_detail(kernel, kernel_record(kernel))
+
+
+@app.command()
+def remove(
+    names: List[str] = typer.Argument(None, help="Kernel names."),
+    keep_venv: bool = typer.Option(False, "--keep-venv", help="Keep the environments."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    broken: bool = typer.Option(False, "--broken", help="Remove all broken kernelctl kernels."),
+) -> None:
+    """Remove kernels, and the environments kernelctl made for them."""
+    from kernelctl.remove import apply_removals, plan_removals
+
+    renderer = Renderer()
+    if not names and not broken:
+        _run(renderer, _raise(KernelctlError("no kernel named",
+                                             "Name kernels to remove, or pass --broken.")))
+    removals = _run(renderer, lambda: plan_removals(names or [], broken, keep_venv, os.environ))
+    renderer.removal_plan(removals, dry_run)
+    if dry_run or not removals:
+        return
+    if not yes and not _run(renderer, lambda: renderer.confirm("Remove these?")):
+        raise typer.Exit(1)
+    _run(renderer, lambda: apply_removals(removals))
+    renderer.removed(removals)
+
+
+@app.command()
+def install(
+    name: str = typer.Argument(..., help="A kernel made by kernelctl."),
+    packages: List[str] = typer.Argument(None, help="Packages (pip requirement strings)."),
+    requirement: List[Path] = typer.Option([], "--requirement", "-r", help="Requirements file."),
+    no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
+    find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
+    as_json: bool = typer.Option(False, "--json", help="Print the kernel as JSON."),
+) -> None:
+    """Install packages into a kernelctl kernel's environment, winning over the base's."""
+    from kernelctl.install import install as install_into
+
+    renderer = Renderer(as_json)
+    kernel = _run(renderer, lambda: install_into(
+        name, packages or [], requirement, no_index, find_links, os.environ, kernelctl_home(),
+        renderer.progress))
+    renderer.installed(kernel, [*(packages or []), *(f"-r {r}" for r in requirement)])
+
+
+def _raise(error: KernelctlError):
+    def action():
+        raise error
+    return action
+
+
 def _run(renderer: Renderer, action):
     """Call the core; a user error becomes a message and an exit code, not a traceback."""
     try:

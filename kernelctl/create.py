@@ -13,7 +13,8 @@ from typing import Callable, Iterator, Mapping, Optional
 
 from kernelctl import __version__
 from kernelctl.bases import Base, resolve_base
-from kernelctl.environment import Venv, create_venv, install_packages, kernel_env
+from kernelctl.environment import (Venv, check_pip_inputs, create_venv, install_packages,
+                                   kernel_env, pip_options)
 from kernelctl.errors import DISK_FULL_ERRNOS, KernelctlError, NameTaken, disk_full_error
 from kernelctl.kernelspec import (build_spec, check_kernel_name, ipykernel_logos,
                                   kernels_dir, stage_kernel)
@@ -38,16 +39,11 @@ class CreateRequest:
     find_links: tuple = ()
     force: bool = False
 
-    def pip_options(self) -> list:
-        options = ["--no-index"] if self.no_index else []
-        for link in self.find_links:
-            options += ["--find-links", str(link)]
-        return options
 
 
 def create(request: CreateRequest, env: Mapping[str, str], home: Path,
            progress: Progress) -> KernelInfo:
-    _check_files(request)
+    check_pip_inputs(request.requirement_files, request.find_links)
     progress(f"Inspecting the base {request.base}")
     base = resolve_base(request.base, env)
     name = check_kernel_name(request.name or base.default_kernel_name)
@@ -68,17 +64,6 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     return KernelInfo(name=name, display_name=spec["display_name"], language="python",
                       resource_dir=kernel_dir, managed=True, status="ok",
                       base=base.binding(), venv=venv.root)
-
-
-def _check_files(request: CreateRequest) -> None:
-    for requirements in request.requirement_files:
-        if not Path(requirements).is_file():
-            raise KernelctlError(f"requirements file {requirements} does not exist",
-                                 "Pass an existing file to -r.")
-    for link in request.find_links:
-        if "://" not in str(link) and not Path(link).exists():
-            raise KernelctlError(f"--find-links {link} does not exist",
-                                 "Pass a directory of wheels or a URL.")
 
 
 def _make_room_for_kernel(kernel_dir: Path, force: bool, name: str, tx: Transaction) -> None:
@@ -133,7 +118,7 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
     missing = [] if base.interpreter.ipykernel else ["ipykernel"]
     if packages or missing or request.requirement_files:
         progress(f"Installing {', '.join(packages + missing) or 'requirements'} (pip)")
-    install_packages(venv, packages, request.requirement_files, request.pip_options(), run_env,
+    install_packages(venv, packages, request.requirement_files, pip_options(request.no_index, request.find_links), run_env,
                      also=missing)
     checked = probe(venv.python, run_env)
     if checked.ipykernel is None or Path(checked.prefix) != root:

@@ -77,6 +77,25 @@ def _install_pip_shims(venv: Venv, base: Base) -> None:
         shim.chmod(0o755)
 
 
+def pip_options(no_index: bool, find_links: Sequence[str]) -> list:
+    """pip's offline options; anything else comes from pip's own configuration."""
+    options = ["--no-index"] if no_index else []
+    for link in find_links:
+        options += ["--find-links", str(link)]
+    return options
+
+
+def check_pip_inputs(requirement_files: Sequence[Path], find_links: Sequence[str]) -> None:
+    for requirements in requirement_files:
+        if not Path(requirements).is_file():
+            raise KernelctlError(f"requirements file {requirements} does not exist",
+                                 "Pass an existing file to -r.")
+    for link in find_links:
+        if "://" not in str(link) and not Path(link).exists():
+            raise KernelctlError(f"--find-links {link} does not exist",
+                                 "Pass a directory of wheels or a URL.")
+
+
 def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Sequence[Path],
                      pip_options: Sequence[str], env: Mapping[str, str],
                      also: Sequence[str] = ()) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +20,10 @@ class KernelInfo:
     problems: tuple = ()
     base: Optional[dict] = None
     venv: Optional[Path] = None
+    # False for what Jupyter does not offer: a same-named kernel earlier on the path
+    # shadows it, or Jupyter skips the entry (no kernel.json, a name it rejects).
+    visible: bool = True
+    spec: Optional[dict] = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -28,4 +32,5 @@ class KernelInfo:
             "managed": self.managed, "status": self.status,
             "problems": list(self.problems), "base": self.base,
             "venv": str(self.venv) if self.venv else None,
+            "visible": self.visible,
         }

@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TextIO
+from typing import Optional, TextIO
 
 from kernelctl.errors import KernelctlError
-from kernelctl.model import KernelInfo
+from kernelctl.model import JSON_FORMAT_VERSION, KernelInfo
+
+COLUMNS = (21, 26, 20, 9)  # fits an 80-column terminal with separators
 
 
 class Renderer:
-    def __init__(self, as_json: bool = False, out: TextIO = sys.stdout,
-                 err: TextIO = sys.stderr) -> None:
+    def __init__(self, as_json: bool = False, out: Optional[TextIO] = None,
+                 err: Optional[TextIO] = None) -> None:
         self.as_json = as_json
-        self.out, self.err = out, err
+        self.out, self.err = out or sys.stdout, err or sys.stderr
         # Progress is for people watching a terminal; pipes and CI logs stay quiet.
-        self._show_progress = err.isatty() and not as_json
+        self._show_progress = self.err.isatty() and not as_json
         self._started = time.monotonic()
 
     def progress(self, step: str) -> None:
@@ -43,6 +45,79 @@ class Renderer:
             f"run with {venv}/bin/python (terminal, srun, batch jobs).\n"
         )
 
+    def kernels(self, kernels: list) -> None:
+        if self.as_json:
+            self._json({"version": JSON_FORMAT_VERSION, "kernels": [k.to_json() for k in kernels]})
+            return
+        if not kernels:
+            self.out.write("No Jupyter kernels found.\n")
+            return
+        self.out.write(_row("NAME", "DISPLAY NAME", "BASE", "STATUS"))
+        for kernel in kernels:
+            status = kernel.status if kernel.visible else f"{kernel.status}*"
+            self.out.write(_row(kernel.name, kernel.display_name, _base_label(kernel), status))
+        self._list_footer(kernels)
+
+    def _list_footer(self, kernels: list) -> None:
+        if any(not k.visible for k in kernels):
+            self.out.write("* not offered by Jupyter (shadowed, or an entry Jupyter skips)\n")
+        troubled = [k for k in kernels if k.status in ("broken", "mismatch")]
+        if troubled:
+            self.out.write(f"\n{len(troubled)} kernel(s) need attention: "
+                           "`kernelctl show NAME` says why;\n"
+                           "`kernelctl remove --broken` removes broken kernelctl kernels.\n")
+
+    def kernel_detail(self, kernel: KernelInfo, record: Optional[dict]) -> None:
+        if self.as_json:
+            self._json({**kernel.to_json(), "spec": kernel.spec, "record": record})
+            return
+        lines = [("name", kernel.name), ("display name", kernel.display_name),
+                 ("status", kernel.status), ("language", kernel.language),
+                 ("kernelspec", str(kernel.resource_dir)),
+                 ("made by", "kernelctl" if kernel.managed else "another tool"),
+                 ("base", _base_label(kernel)), ("environment", str(kernel.venv or "-"))]
+        if not kernel.visible:
+            lines.append(("offered", "no (see problems)"))
+        self.out.write("".join(f"{key + ':':14} {value}\n" for key, value in lines))
+        for problem in kernel.problems:
+            self.out.write(f"problem:       {problem}\n")
+        if record:
+            packages = ", ".join(record.get("packages", {}).get("requested", [])) or "-"
+            self.out.write(f"packages:      {packages}\n")
+        if kernel.spec is not None:
+            self.out.write("kernel.json:\n" + json.dumps(kernel.spec, indent=2) + "\n")
+
+    def removal_plan(self, removals: list, dry_run: bool) -> None:
+        if not removals:
+            self.out.write("Nothing to remove.\n")
+            return
+        self.out.write("Would remove:\n" if dry_run else "Will remove:\n")
+        for removal in removals:
+            self.out.write(f"  kernel {removal.kernel.name}: {removal.kernel.resource_dir}\n")
+            if removal.venv:
+                self.out.write(f"    and its environment {removal.venv}\n")
+            if removal.venv_kept:
+                self.out.write(f"    {removal.venv_kept}\n")
+
+    def confirm(self, question: str) -> bool:
+        if not sys.stdin.isatty():
+            raise KernelctlError("refusing to ask for confirmation: stdin is not a terminal",
+                                 "Pass --yes to go ahead, or --dry-run to see what would go.")
+        self.err.write(f"{question} [y/N] ")
+        self.err.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    def removed(self, removals: list) -> None:
+        self.out.write(f"Removed {len(removals)} kernel(s).\n")
+
+    def installed(self, kernel: KernelInfo, what: list) -> None:
+        if self.as_json:
+            self._json(kernel.to_json())
+            return
+        self.out.write(f"Installed {', '.join(what)} into {kernel.venv} "
+                       f"(kernel '{kernel.name}').\n"
+                       "Restart the kernel in JupyterLab to import the new versions.\n")
+
     def error(self, error: KernelctlError) -> None:
         self.err.write(f"kernelctl: error: {error.message}\n")
         if error.hint:
@@ -50,3 +125,18 @@ class Renderer:
 
     def _json(self, data: object) -> None:
         self.out.write(json.dumps(data, indent=2) + "\n")
+
+
+def _row(*cells: str) -> str:
+    return " ".join(_fit(cell, width) for cell, width in zip(cells, COLUMNS)).rstrip() + "\n"
+
+
+def _fit(text: str, width: int) -> str:
+    text = text.replace("\n", " ")
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
+def _base_label(kernel: KernelInfo) -> str:
+    if not kernel.base:
+        return "-"
+    return str(kernel.base.get("label") or kernel.base.get("name") or "?")

@@ -154,7 +154,7 @@ def virtualenv_app_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch, virtualenv_app_data):
+def isolated(no_leaks, tmp_path, monkeypatch, virtualenv_app_data):
     """Every test gets its own HOME, Jupyter and XDG dirs, and no ambient pip/uenv config."""
     home = tmp_path / "home"
     home.mkdir()
@@ -178,9 +178,11 @@ def isolated(tmp_path, monkeypatch, virtualenv_app_data):
     return home
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_leaks():
-    """Fail a test that changes the cwd or leaks environment variables past monkeypatch."""
+    """Fail a test that changes the cwd or leaks environment variables past monkeypatch.
+
+    Set up before monkeypatch (isolated asks for it first), so it checks after undoing."""
     def environment():
         return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
 

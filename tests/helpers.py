@@ -62,3 +62,25 @@ PROBE_CODE = (
     "print(json.dumps({'prefix': sys.prefix, 'executable': sys.executable,\n"
     "                  'shadow': kctl_shadow.__version__, 'shadow_file': kctl_shadow.__file__}))"
 )
+
+
+def write_kernel(kernels_dir: Path, name: str, spec) -> Path:
+    """A kernelspec written by hand, as other tools (or accidents) leave them."""
+    resource_dir = kernels_dir / name
+    resource_dir.mkdir(parents=True, exist_ok=True)
+    data = spec if isinstance(spec, bytes) else json.dumps(spec).encode()
+    (resource_dir / "kernel.json").write_bytes(data)
+    return resource_dir
+
+
+def foreign_spec(python: str, display_name: str = "Foreign") -> dict:
+    return {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": display_name, "language": "python"}
+
+
+def listed(*args, env: Optional[dict] = None) -> dict:
+    """`kernelctl list --json ARGS` as {name: kernel}, asserting success."""
+    done = kernelctl("list", "--json", *args, env=env)
+    assert done.returncode == 0, done.stderr
+    kernels = json.loads(done.stdout)["kernels"]
+    return {k["name"] if k["visible"] else f"{k['name']}@{k['resource_dir']}": k for k in kernels}

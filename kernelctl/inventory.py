@@ -1,0 +1,255 @@
+"""Every kernelspec on Jupyter's search path, with its health (`list` and `show`).
+
+This is the hot path of `kernelctl list`: it must not import jupyter_client (~0.17 s);
+jupyter_core.paths (~0.02 s) gives the search path with Jupyter's own precedence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping, Optional
+
+from kernelctl import uenv
+from kernelctl.errors import KernelctlError
+from kernelctl.kernelspec import METADATA_KEY
+from kernelctl.model import KernelInfo
+
+MAX_SPEC_BYTES = 1 << 20  # a kernel.json is a few hundred bytes; refuse to parse megabytes
+VALID_NAME = re.compile(r"^[a-z0-9._-]+$")
+BARE_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+@dataclass(frozen=True)
+class Session:
+    """What this session offers kernels: its mounted uenvs and its PATH."""
+
+    uenvs: tuple
+    path: str
+
+    @classmethod
+    def current(cls, env: Mapping[str, str]) -> "Session":
+        return cls(tuple(uenv.session_uenvs(env)), env.get("PATH", ""))
+
+
+def kernel_dirs(env: Mapping[str, str]) -> list:
+    """Jupyter's kernel search path, in jupyter_client's order (first match wins)."""
+    from jupyter_core.paths import jupyter_path
+
+    ipython_dir = env.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"), ".ipython")
+    return [Path(p) for p in jupyter_path("kernels")] + [Path(ipython_dir) / "kernels"]
+
+
+def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list:
+    """Visible kernels and the entries Jupyter skips; shadowed duplicates on request."""
+    session = Session.current(env)
+    winners: dict = {}
+    found = []
+    for directory in kernel_dirs(env):
+        for entry in _entries(directory):
+            kernel = inspect_kernel(directory / entry, session)
+            if kernel is None:
+                continue
+            if kernel.visible and kernel.name in winners:
+                if include_shadowed:
+                    found.append(_shadowed(kernel, winners[kernel.name]))
+                continue
+            if kernel.visible:
+                winners[kernel.name] = kernel
+            found.append(kernel)
+    return found
+
+
+def find_kernel(name: str, env: Mapping[str, str]) -> KernelInfo:
+    """The kernel Jupyter would start for `name` (or, failing that, any entry so named)."""
+    candidates = [k for k in find_kernels(env, include_shadowed=True)
+                  if k.name == name.lower() or k.resource_dir.name == name]
+    if not candidates:
+        raise KernelctlError(f"no kernel named '{name}'",
+                             "`kernelctl list` shows the kernels Jupyter can see.")
+    return next((k for k in candidates if k.visible), candidates[0])
+
+
+def _entries(directory: Path) -> list:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:  # missing or unreadable: Jupyter skips it too
+        return []
+
+
+def _shadowed(kernel: KernelInfo, winner: KernelInfo) -> KernelInfo:
+    problem = f"shadowed by the kernel of the same name in {winner.resource_dir.parent}"
+    return replace(kernel, visible=False, problems=(problem, *kernel.problems))
+
+
+def inspect_kernel(resource_dir: Path, session: Session) -> Optional[KernelInfo]:
+    """One entry of a kernels directory, judged; None for a plain file (not a kernel)."""
+    name = resource_dir.name.lower()
+    if not os.path.isdir(resource_dir):
+        if resource_dir.is_symlink():
+            return _ignored(resource_dir, f"it is a symlink to {os.readlink(resource_dir)}, "
+                                          "which does not exist")
+        return None
+    if not os.path.isfile(resource_dir / "kernel.json"):
+        return _ignored(resource_dir, "the directory has no kernel.json")
+    if not VALID_NAME.match(name):
+        return _ignored(resource_dir, f"the name '{resource_dir.name}' has characters Jupyter "
+                                      "does not accept (only a-z 0-9 . _ -)")
+    spec, problem = read_spec(resource_dir / "kernel.json")
+    if spec is None:
+        return _kernel(resource_dir, None, "broken", (problem,))
+    status, problems = judge(spec, session, _is_native(resource_dir))
+    return _kernel(resource_dir, spec, status, problems)
+
+
+def read_spec(path: Path):
+    """(spec, None) for a usable kernel.json, (None, why) for anything else."""
+    try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            return None, f"kernel.json is {path.stat().st_size} bytes, too big to be a kernelspec"
+        spec = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        return None, f"kernel.json cannot be read: {exc.strerror}"
+    except UnicodeDecodeError:
+        return None, "kernel.json is not UTF-8 text"
+    except ValueError as exc:
+        return None, f"kernel.json is not valid JSON ({exc})"
+    why = _shape_problem(spec)
+    return (None, why) if why else (spec, None)
+
+
+def _shape_problem(spec) -> Optional[str]:
+    if not isinstance(spec, dict):
+        return "kernel.json is not a JSON object"
+    argv = spec.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return "kernel.json has no argv list of strings"
+    if not isinstance(spec.get("display_name"), str):
+        return "kernel.json has no display_name string"
+    env = spec.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        return "kernel.json's env is not a mapping of strings"
+    if not isinstance(spec.get("metadata", {}), dict):
+        return "kernel.json's metadata is not an object"
+    return None
+
+
+def binding_of(spec: Optional[dict]) -> Optional[dict]:
+    binding = ((spec or {}).get("metadata") or {}).get(METADATA_KEY)
+    return binding if isinstance(binding, dict) else None
+
+
+def _is_native(resource_dir: Path) -> bool:
+    """A spec shipped inside a Python install (PREFIX/share/jupyter/kernels), like
+    ipykernel's own python3: its bare `python` means "the server's Python" on purpose."""
+    prefix = resource_dir.parent.parent.parent.parent
+    return resource_dir.parent.match("share/jupyter/kernels") and any(
+        (prefix / "bin" / exe).exists() for exe in ("python3", "python"))
+
+
+def judge(spec: dict, session: Session, native: bool = False):
+    """(status, problems) for a parsed kernelspec; see docs/json.md for the statuses."""
+    argv0 = spec["argv"][0]
+    if BARE_PYTHON.match(argv0) and native:
+        return "unknown", ()
+    if BARE_PYTHON.match(argv0):
+        return "broken", (f"argv[0] is a bare '{argv0}': Jupyter would start the server's own "
+                          "Python instead of this kernel's",)
+    binding = binding_of(spec)
+    venv = Path(binding["venv"]) if binding and binding.get("venv") else _venv_of(argv0)
+    if binding and venv and not venv.is_dir():
+        return "broken", (f"its environment {venv} was deleted",)
+    if binding:
+        mismatch = base_mismatch(binding, session)
+        if mismatch:
+            return "mismatch", (mismatch,)
+    problems = _launch_problems(argv0, venv, session)
+    if problems:
+        return "broken", problems
+    return ("ok" if binding else "unknown"), ()
+
+
+def _launch_problems(argv0: str, venv: Optional[Path], session: Session) -> tuple:
+    if "/" not in argv0:
+        if shutil.which(argv0, path=session.path) is None:
+            return (f"argv[0] '{argv0}' is not on PATH",)
+        return ()
+    if not os.access(argv0, os.X_OK):
+        return (f"its interpreter {argv0} is missing",)
+    home = _venv_home(venv) if venv else None
+    if home and not os.path.isdir(home):
+        return (f"the Python its environment was made from ({home}) is gone",)
+    return ()
+
+
+def base_mismatch(binding: dict, session: Session) -> Optional[str]:
+    """Why a kernelctl kernel's uenv is not this session's, or None when it is."""
+    if binding.get("kind") != "uenv":
+        return None
+    label = binding.get("label") or binding.get("name")
+    mounted = next((u for u in session.uenvs if u.name == binding.get("name")), None)
+    if not session.uenvs:
+        return f"made for the uenv {label}, but no uenv is mounted in this session"
+    if mounted is None:
+        have = ", ".join(u.name for u in session.uenvs)
+        return f"made for the uenv {label}, but this session has {have}"
+    digest = binding.get("digest")
+    if digest and mounted.digest and digest != mounted.digest:
+        return (f"made for the uenv {label} (image {digest[:12]}), but the mounted "
+                f"{mounted.name} is image {mounted.digest[:12]}: the image was replaced")
+    if binding.get("mount") and binding["mount"] != str(mounted.mount):
+        return f"made for {label} mounted at {binding['mount']}, not at {mounted.mount}"
+    return None
+
+
+def _venv_of(argv0: str) -> Optional[Path]:
+    candidate = Path(argv0).parent.parent
+    return candidate if (candidate / "pyvenv.cfg").is_file() else None
+
+
+def _venv_home(venv: Path) -> Optional[str]:
+    try:
+        for line in (venv / "pyvenv.cfg").read_text(errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home":
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def _kernel(resource_dir: Path, spec: Optional[dict], status: str, problems: tuple,
+            visible: bool = True) -> KernelInfo:
+    binding = binding_of(spec)
+    base = {k: v for k, v in binding.items() if k not in ("venv", "kernelctl_version",
+                                                         "created")} if binding else None
+    venv = binding.get("venv") if binding else None
+    return KernelInfo(
+        name=resource_dir.name.lower(),
+        display_name=spec["display_name"] if spec else resource_dir.name,
+        language=str(spec.get("language", "")) if spec else "",
+        resource_dir=resource_dir, managed=binding is not None, status=status,
+        problems=problems, base=base, venv=Path(venv) if venv else None,
+        visible=visible, spec=spec,
+    )
+
+
+def _ignored(resource_dir: Path, why: str) -> KernelInfo:
+    return _kernel(resource_dir, None, "broken", (f"Jupyter ignores it: {why}",), visible=False)
+
+
+def kernel_record(kernel: KernelInfo) -> Optional[dict]:
+    """The environment record of a kernelctl kernel, as stored; None when there is none."""
+    if not kernel.managed or kernel.venv is None:
+        return None
+    from kernelctl.record import read_record
+
+    try:
+        record = read_record(kernel.venv)
+    except (KernelctlError, OSError):
+        return None
+    return record.to_toml() if record else None
