@@ -124,7 +124,7 @@ def test_json_output_is_the_kernel_object(prgenv_image):
     kernel = created("--base", "prgenv-gnu", "--name", "mine", "--display-name", "My env",
                      env=session)
     assert set(kernel) == {"name", "display_name", "language", "resource_dir", "managed",
-                           "status", "problems", "base", "venv"}
+                           "status", "problems", "base", "venv", "visible"}
     assert (kernel["name"], kernel["display_name"], kernel["language"]) == (
         "mine", "My env", "python")
     assert kernel["managed"] is True and kernel["status"] == "ok" and kernel["problems"] == []
