@@ -32,6 +32,7 @@ demo: setup wheelhouse
 
 bench: setup wheelhouse
 	$(BIN)/python bench/bench_create.py
+	$(BIN)/python bench/bench_list.py
 
 clean:
 	rm -rf $(VENV) build

@@ -6,7 +6,6 @@ Heavy modules (virtualenv, jupyter_client) are imported inside commands, so that
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -45,6 +44,8 @@ def main_options(
 ) -> None:
     _state["debug"] = debug
     if debug:
+        import logging
+
         logging.basicConfig(level=logging.DEBUG, format="kernelctl: %(message)s")
 
 
@@ -164,7 +165,9 @@ def _run(renderer: Renderer, action):
         return action()
     except (KernelctlError, KeyboardInterrupt) as exc:
         if _state["debug"]:
-            logging.getLogger("kernelctl").exception("traceback (--debug)")
+            import traceback
+
+            traceback.print_exc()
         error = exc if isinstance(exc, KernelctlError) else Interrupted(
             "interrupted; nothing was left behind")
     renderer.error(error)

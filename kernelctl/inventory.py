@@ -1,7 +1,7 @@
 """Every kernelspec on Jupyter's search path, with its health (`list` and `show`).
 
 This is the hot path of `kernelctl list`: it must not import jupyter_client (~0.17 s);
-jupyter_core.paths (~0.02 s) gives the search path with Jupyter's own precedence.
+kernelctl.jupyter_paths gives the search path with Jupyter's own precedence.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl import uenv
 from kernelctl.errors import KernelctlError
-from kernelctl.kernelspec import METADATA_KEY
-from kernelctl.model import KernelInfo
+from kernelctl.jupyter_paths import kernel_dirs
+from kernelctl.model import METADATA_KEY, KernelInfo
 
 MAX_SPEC_BYTES = 1 << 20  # a kernel.json is a few hundred bytes; refuse to parse megabytes
 VALID_NAME = re.compile(r"^[a-z0-9._-]+$")
@@ -36,14 +37,6 @@ class Session:
         return cls(tuple(uenv.session_uenvs(env)), env.get("PATH", ""))
 
 
-def kernel_dirs(env: Mapping[str, str]) -> list:
-    """Jupyter's kernel search path, in jupyter_client's order (first match wins)."""
-    from jupyter_core.paths import jupyter_path
-
-    ipython_dir = env.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"), ".ipython")
-    return [Path(p) for p in jupyter_path("kernels")] + [Path(ipython_dir) / "kernels"]
-
-
 def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list:
     """Visible kernels and the entries Jupyter skips; shadowed duplicates on request."""
     session = Session.current(env)
@@ -51,7 +44,7 @@ def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list
     found = []
     for directory in kernel_dirs(env):
         for entry in _entries(directory):
-            kernel = inspect_kernel(directory / entry, session)
+            kernel = inspect_kernel(entry, session)
             if kernel is None:
                 continue
             if kernel.visible and kernel.name in winners:
@@ -75,10 +68,13 @@ def find_kernel(name: str, env: Mapping[str, str]) -> KernelInfo:
 
 
 def _entries(directory: Path) -> list:
+    """The entries of a kernels directory, by name, as paths."""
     try:
-        return sorted(os.listdir(directory))
+        with os.scandir(directory) as entries:
+            names = sorted(entry.name for entry in entries)
     except OSError:  # missing or unreadable: Jupyter skips it too
         return []
+    return [directory / name for name in names]
 
 
 def _shadowed(kernel: KernelInfo, winner: KernelInfo) -> KernelInfo:
@@ -88,30 +84,36 @@ def _shadowed(kernel: KernelInfo, winner: KernelInfo) -> KernelInfo:
 
 def inspect_kernel(resource_dir: Path, session: Session) -> Optional[KernelInfo]:
     """One entry of a kernels directory, judged; None for a plain file (not a kernel)."""
-    name = resource_dir.name.lower()
     if not os.path.isdir(resource_dir):
-        if resource_dir.is_symlink():
+        if os.path.islink(resource_dir):
             return _ignored(resource_dir, f"it is a symlink to {os.readlink(resource_dir)}, "
                                           "which does not exist")
         return None
-    if not os.path.isfile(resource_dir / "kernel.json"):
+    spec, problem = read_spec(os.path.join(resource_dir, "kernel.json"))
+    if problem is _NO_SPEC:
         return _ignored(resource_dir, "the directory has no kernel.json")
-    if not VALID_NAME.match(name):
+    if not VALID_NAME.match(resource_dir.name.lower()):
         return _ignored(resource_dir, f"the name '{resource_dir.name}' has characters Jupyter "
                                       "does not accept (only a-z 0-9 . _ -)")
-    spec, problem = read_spec(resource_dir / "kernel.json")
     if spec is None:
         return _kernel(resource_dir, None, "broken", (problem,))
-    status, problems = judge(spec, session, _is_native(resource_dir))
+    status, problems = judge(spec, session, resource_dir)
     return _kernel(resource_dir, spec, status, problems)
 
 
-def read_spec(path: Path):
+_NO_SPEC = "no kernel.json"
+
+
+def read_spec(path: str):
     """(spec, None) for a usable kernel.json, (None, why) for anything else."""
     try:
-        if path.stat().st_size > MAX_SPEC_BYTES:
-            return None, f"kernel.json is {path.stat().st_size} bytes, too big to be a kernelspec"
-        spec = json.loads(path.read_bytes().decode("utf-8"))
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_SPEC_BYTES:
+                return None, f"kernel.json is {size} bytes, too big to be a kernelspec"
+            spec = json.loads(handle.read().decode("utf-8"))
+    except (FileNotFoundError, IsADirectoryError):
+        return None, _NO_SPEC
     except OSError as exc:
         return None, f"kernel.json cannot be read: {exc.strerror}"
     except UnicodeDecodeError:
@@ -151,10 +153,10 @@ def _is_native(resource_dir: Path) -> bool:
         (prefix / "bin" / exe).exists() for exe in ("python3", "python"))
 
 
-def judge(spec: dict, session: Session, native: bool = False):
+def judge(spec: dict, session: Session, resource_dir: Path):
     """(status, problems) for a parsed kernelspec; see docs/json.md for the statuses."""
     argv0 = spec["argv"][0]
-    if BARE_PYTHON.match(argv0) and native:
+    if BARE_PYTHON.match(argv0) and _is_native(resource_dir):
         return "unknown", ()
     if BARE_PYTHON.match(argv0):
         return "broken", (f"argv[0] is a bare '{argv0}': Jupyter would start the server's own "
@@ -178,7 +180,7 @@ def _launch_problems(argv0: str, venv: Optional[Path], session: Session) -> tupl
         if shutil.which(argv0, path=session.path) is None:
             return (f"argv[0] '{argv0}' is not on PATH",)
         return ()
-    if not os.access(argv0, os.X_OK):
+    if not _executable(argv0):
         return (f"its interpreter {argv0} is missing",)
     home = _venv_home(venv) if venv else None
     if home and not os.path.isdir(home):
@@ -206,11 +208,19 @@ def base_mismatch(binding: dict, session: Session) -> Optional[str]:
     return None
 
 
+# Many kernels share an interpreter: ask the filesystem once per path.
+@lru_cache(maxsize=None)
+def _executable(path: str) -> bool:
+    return os.access(path, os.X_OK)
+
+
+@lru_cache(maxsize=None)
 def _venv_of(argv0: str) -> Optional[Path]:
-    candidate = Path(argv0).parent.parent
-    return candidate if (candidate / "pyvenv.cfg").is_file() else None
+    candidate = os.path.dirname(os.path.dirname(argv0))
+    return Path(candidate) if os.path.isfile(os.path.join(candidate, "pyvenv.cfg")) else None
 
 
+@lru_cache(maxsize=None)
 def _venv_home(venv: Path) -> Optional[str]:
     try:
         for line in (venv / "pyvenv.cfg").read_text(errors="replace").splitlines():

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Optional
 
 from kernelctl.errors import KernelctlError
+from kernelctl.model import METADATA_KEY
 
 # jupyter_client lower-cases names and accepts only these characters.
 KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 LOGO_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
-METADATA_KEY = "kernelctl"
 
 
 def check_kernel_name(name: str) -> str:

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 JSON_FORMAT_VERSION = 1
+# kernelctl's own block in kernel.json metadata.
+METADATA_KEY = "kernelctl"
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,8 @@ class Renderer:
             self.err.write(f"  hint: {error.hint}\n")
 
     def _json(self, data: object) -> None:
-        self.out.write(json.dumps(data, indent=2) + "\n")
+        # Compact: the C encoder (indent= falls back to pure Python). Pretty-print with jq.
+        self.out.write(json.dumps(data) + "\n")
 
 
 def _row(*cells: str) -> str:

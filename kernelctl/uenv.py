@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl.errors import CommandFailed, KernelctlError
-from kernelctl.proc import run
 
 LABEL_RE = re.compile(
     r"^(?P<name>[A-Za-z0-9_.+-]+)(?:/(?P<version>[A-Za-z0-9_.+-]+))?"
@@ -119,6 +118,8 @@ def inspect(ref: str, env: Mapping[str, str]) -> dict:
     uenv = shutil.which("uenv", path=env.get("PATH"))
     if not uenv:
         return {}
+    from kernelctl.proc import run  # subprocess costs start-up time `list` need not pay
+
     try:
         return json.loads(run([uenv, "image", "inspect", "--json", ref], env=env,
                               what="uenv image inspect"))

@@ -158,3 +158,23 @@ def test_list_does_not_import_jupyter_client():
     done = __import__("subprocess").run([sys.executable, "-c", code], capture_output=True,
                                         text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("settings", [
+    {},
+    {"JUPYTER_PREFER_ENV_PATH": "1"},
+    {"JUPYTER_PREFER_ENV_PATH": "no"},
+    {"JUPYTER_DATA_DIR": ""},
+    {"JUPYTER_DATA_DIR": "", "XDG_DATA_HOME": ""},
+    {"JUPYTER_PATH": "/a/b/:/c"},
+    {"JUPYTER_PLATFORM_DIRS": "1"},
+])
+def test_search_path_agrees_with_jupyter_core(settings, monkeypatch):
+    from jupyter_core.paths import jupyter_path
+
+    from kernelctl.jupyter_paths import kernel_dirs
+    for var, value in settings.items():
+        monkeypatch.setenv(var, value)
+    expected = [Path(p) for p in jupyter_path("kernels")]
+    assert kernel_dirs(os.environ)[:-1] == expected
+    assert kernel_dirs(os.environ)[-1] == Path(os.environ["HOME"]) / ".ipython" / "kernels"
