@@ -108,3 +108,24 @@ def test_unknown_and_missing_names():
     assert "no kernel named 'ghost'" in kernelctl("remove", "ghost", "--yes").stderr
     done = kernelctl("remove")
     assert done.returncode == 1 and "--broken" in done.stderr
+
+
+def test_confirmation_at_a_terminal(session):
+    """A person at a terminal answers the question: 'n' keeps, 'y' removes."""
+    import pty
+    import subprocess
+    import sys
+
+    kernel = created("--base", "prgenv-gnu", "--name", "asked-tty", env=session)
+    for answer, removed in ((b"n\n", False), (b"y\n", True)):
+        primary, secondary = pty.openpty()
+        process = subprocess.Popen([sys.executable, "-m", "kernelctl", "remove", "asked-tty"],
+                                   env=session, stdin=secondary, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        os.close(secondary)
+        os.write(primary, answer)
+        process.communicate(timeout=60)
+        os.close(primary)
+        assert process.returncode == (0 if removed else 1)
+        assert Path(kernel["resource_dir"]).exists() is not removed
+        assert Path(kernel["venv"]).exists() is not removed
