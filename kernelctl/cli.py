@@ -7,7 +7,6 @@ Heavy modules (virtualenv, jupyter_client) are imported inside commands, so that
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import List, Optional
 

@@ -16,12 +16,14 @@ from kernelctl.bases import Base, resolve_base
 from kernelctl.environment import (Venv, check_pip_inputs, create_venv, install_packages,
                                    kernel_env, pip_options)
 from kernelctl.errors import DISK_FULL_ERRNOS, KernelctlError, NameTaken, disk_full_error
-from kernelctl.kernelspec import (build_spec, check_kernel_name, ipykernel_logos,
-                                  kernels_dir, stage_kernel)
+from kernelctl.kernelspec import (build_spec, check_kernel_name, install_staged,
+                                  ipykernel_logos, kernels_dir, make_room_for_kernel,
+                                  stage_kernel)
 from kernelctl.model import KernelInfo
 from kernelctl.probe import probe
 from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_record
-from kernelctl.transaction import Transaction, name_lock, stop_signals_raise
+from kernelctl.transaction import (Transaction, move_aside, name_lock, remove_path,
+                                    stop_signals_raise)
 
 Progress = Callable[[str], None]
 
@@ -50,7 +52,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     venv_root = Path(os.path.abspath(request.venv or home / "venvs" / name))
     kernel_dir = kernels_dir(request.prefix) / name
     with stop_signals_raise(), name_lock(home, name), _disk_errors(), Transaction() as tx:
-        _make_room_for_kernel(kernel_dir, request.force, name, tx)
+        make_room_for_kernel(kernel_dir, request.force, tx)
         _make_room_for_venv(venv_root, request.force, tx)
         venv = _build_venv(venv_root, base, request, name, env, progress, tx)
         progress(f"Writing the kernel {name}")
@@ -60,19 +62,10 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
                           kernel_env(venv, base, env, _own_bin()), base.interpreter.version,
                           metadata)
         logos = ipykernel_logos(venv.ipykernel)
-        _install_kernel(stage_kernel(kernel_dir.parent, name, spec, logos), kernel_dir, tx)
+        install_staged(stage_kernel(kernel_dir.parent, name, spec, logos), kernel_dir, tx)
     return KernelInfo(name=name, display_name=spec["display_name"], language="python",
                       resource_dir=kernel_dir, managed=True, status="ok",
                       base=base.binding(), venv=venv.root)
-
-
-def _make_room_for_kernel(kernel_dir: Path, force: bool, name: str, tx: Transaction) -> None:
-    if not (kernel_dir.exists() or kernel_dir.is_symlink()):
-        return
-    if not force:
-        raise NameTaken(f"a kernel named '{name}' already exists at {kernel_dir}",
-                        "Pass --force to replace it, or choose another --name.")
-    _move_aside(kernel_dir, tx)
 
 
 def _make_room_for_venv(venv_root: Path, force: bool, tx: Transaction) -> None:
@@ -90,7 +83,7 @@ def _make_room_for_venv(venv_root: Path, force: bool, tx: Transaction) -> None:
             if not force:
                 raise NameTaken(f"the environment {venv_root} already exists",
                                 "Pass --force to rebuild it, or choose another --name/--venv.")
-            _move_aside(venv_root, tx)
+            move_aside(venv_root, tx)
             return
     raise KernelctlError(
         f"{venv_root} exists and was not made by kernelctl; it will not be touched",
@@ -98,17 +91,9 @@ def _make_room_for_venv(venv_root: Path, force: bool, tx: Transaction) -> None:
     )
 
 
-def _move_aside(path: Path, tx: Transaction) -> None:
-    """Rename `path` out of the way; put it back on failure, delete it on success."""
-    aside = path.with_name(f".{path.name}.kernelctl-old-{os.getpid()}")
-    os.rename(path, aside)
-    tx.undo_with(lambda: os.rename(aside, path))
-    tx.after_success(lambda: _remove(aside))
-
-
 def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
                 env: Mapping[str, str], progress: Progress, tx: Transaction) -> "_BuiltVenv":
-    tx.undo_with(lambda: _remove(root))
+    tx.undo_with(lambda: remove_path(root))
     root.mkdir(parents=True)
     (root / INCOMPLETE_MARKER).write_text(f"{os.getpid()}\n")
     progress(f"Creating the environment {root}")
@@ -137,12 +122,6 @@ class _BuiltVenv(Venv):
     ipykernel: Optional[str] = None
 
 
-def _install_kernel(staging: Path, kernel_dir: Path, tx: Transaction) -> None:
-    tx.undo_with(lambda: _remove(staging))
-    os.rename(staging, kernel_dir)
-    tx.undo_with(lambda: _remove(kernel_dir))
-
-
 @contextmanager
 def _disk_errors() -> Iterator[None]:
     try:
@@ -156,13 +135,6 @@ def _disk_errors() -> Iterator[None]:
 def _own_bin() -> Optional[Path]:
     """kernelctl's own venv bin dir, kept out of kernels' PATH (kernels outlive the tool)."""
     return Path(sys.executable).parent if sys.prefix != sys.base_prefix else None
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
 
 
 def _now() -> str:

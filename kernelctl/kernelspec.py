@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
 
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import KernelctlError, NameTaken
 from kernelctl.model import METADATA_KEY
+from kernelctl.transaction import Transaction, move_aside, remove_path
 
 # jupyter_client lower-cases names and accepts only these characters.
 KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
@@ -78,3 +80,20 @@ def ipykernel_logos(ipykernel_location: Optional[str]) -> Optional[Path]:
     if spec and spec.submodule_search_locations:
         return Path(list(spec.submodule_search_locations)[0]) / "resources"
     return None
+
+
+def make_room_for_kernel(kernel_dir: Path, force: bool, tx: Transaction) -> None:
+    """An existing kernel of that name stays unless --force; then it is moved aside."""
+    if not (kernel_dir.exists() or kernel_dir.is_symlink()):
+        return
+    if not force:
+        raise NameTaken(f"a kernel named '{kernel_dir.name}' already exists at {kernel_dir}",
+                        "Pass --force to replace it, or choose another --name.")
+    move_aside(kernel_dir, tx)
+
+
+def install_staged(staging: Path, kernel_dir: Path, tx: Transaction) -> None:
+    """Move a staged kernel into place: the last step, so Jupyter sees all or nothing."""
+    tx.undo_with(lambda: remove_path(staging))
+    os.rename(staging, kernel_dir)
+    tx.undo_with(lambda: remove_path(kernel_dir))

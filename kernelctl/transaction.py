@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,3 +78,19 @@ def name_lock(home: Path, name: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def move_aside(path: Path, tx: Transaction) -> None:
+    """Rename `path` out of the way; put it back on failure, delete it on success."""
+    aside = path.with_name(f".{path.name}.kernelctl-old-{os.getpid()}")
+    os.rename(path, aside)
+    tx.undo_with(lambda: os.rename(aside, path))
+    tx.after_success(lambda: remove_path(aside))
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file, symlink (never followed) or directory tree, if it is there."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)

@@ -42,7 +42,7 @@ def test_same_specs_and_precedence_as_jupyter_client(tmp_path, monkeypatch):
 
 def test_statuses_of_real_kernels(prgenv_image, icon_image, tmp_path):
     session = prgenv_image.session_env(dict(os.environ))
-    ok = created("--base", "prgenv-gnu", "--name", "ok", env=session)
+    created("--base", "prgenv-gnu", "--name", "ok", env=session)
     gone = created("--base", "prgenv-gnu", "--name", "gone", env=session)
     import shutil
     shutil.rmtree(gone["venv"])
