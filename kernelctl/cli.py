@@ -19,6 +19,7 @@ from kernelctl.render import Renderer
 app = typer.Typer(
     help="Jupyter kernels on HPC base images (uenv, containers, modules), done right.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show [OPTIONAL] grammar literally
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 _state = {"debug": False}
@@ -54,11 +55,11 @@ def create(
         "system", "--base", "-b", help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
         "python:PATH, or system (python3 on PATH)."),
     name: Optional[str] = typer.Option(None, "--name", "-n",
-                                       help="Kernel name [default: from the base label]."),
+                                       help="Kernel name (default: from the base label)."),
     display_name: Optional[str] = typer.Option(None, "--display-name",
                                                help="Name shown in JupyterLab."),
     venv: Optional[Path] = typer.Option(
-        None, "--venv", help="Environment directory [default: $KERNELCTL_HOME/venvs/NAME]."),
+        None, "--venv", help="Environment directory (default: $KERNELCTL_HOME/venvs/NAME)."),
     prefix: Optional[Path] = typer.Option(
         None, "--prefix", help="Install the kernelspec under PREFIX/share/jupyter/kernels."),
     package: List[str] = typer.Option([], "--package", "-p", help="Package to install (repeatable)."),
@@ -150,6 +151,32 @@ def install(
         name, packages or [], requirement, no_index, find_links, os.environ, kernelctl_home(),
         renderer.progress))
     renderer.installed(kernel, [*(packages or []), *(f"-r {r}" for r in requirement)])
+
+
+@app.command()
+def julia(
+    julia_path: Optional[Path] = typer.Option(None, "--julia", help="The julia to use."),
+    name: Optional[str] = typer.Option(None, "--name", "-n",
+                                       help="Kernel name (default: julia-MAJOR.MINOR)."),
+    display_name: Optional[str] = typer.Option(None, "--display-name",
+                                               help="Name shown in JupyterLab."),
+    threads: Optional[str] = typer.Option(None, "--threads", help="JULIA_NUM_THREADS: N or auto."),
+    project: str = typer.Option("@.", "--project", help="Julia project: DIR, or @. (the "
+                                "notebook's directory upwards)."),
+    nsys: Optional[bool] = typer.Option(None, "--nsys/--no-nsys", help="Also make a kernel "
+                                        "under Nsight Systems (default: on NVIDIA systems)."),
+    force: bool = typer.Option(False, "--force", help="Replace Julia kernels of that name."),
+    as_json: bool = typer.Option(False, "--json", help="Print {version, kernels} as JSON."),
+) -> None:
+    """Install IJulia kernels that keep working when julia is updated."""
+    from kernelctl.julia import JuliaRequest, julia_kernels
+
+    renderer = Renderer(as_json)
+    request = JuliaRequest(julia=julia_path, name=name, display_name=display_name,
+                           threads=threads, project=project, nsys=nsys, force=force)
+    kernels = _run(renderer, lambda: julia_kernels(request, os.environ, kernelctl_home(),
+                                                   renderer.progress))
+    renderer.julia_created(kernels)
 
 
 def _raise(error: KernelctlError):

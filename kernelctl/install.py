@@ -41,6 +41,9 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
 
 
 def _installable(kernel: KernelInfo) -> KernelInfo:
+    if kernel.managed and kernel.language == "julia":
+        raise KernelctlError(f"'{kernel.name}' is a Julia kernel",
+                             'Add Julia packages from a notebook: import Pkg; Pkg.add("PKG").')
     if not kernel.managed or kernel.venv is None:
         raise KernelctlError(
             f"the kernel '{kernel.name}' was not made by kernelctl",

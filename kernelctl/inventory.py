@@ -31,10 +31,11 @@ class Session:
 
     uenvs: tuple
     path: str
+    scratch: str = ""
 
     @classmethod
     def current(cls, env: Mapping[str, str]) -> "Session":
-        return cls(tuple(uenv.session_uenvs(env)), env.get("PATH", ""))
+        return cls(tuple(uenv.session_uenvs(env)), env.get("PATH", ""), env.get("SCRATCH", ""))
 
 
 def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list:
@@ -170,9 +171,12 @@ def judge(spec: dict, session: Session, resource_dir: Path):
         if mismatch:
             return "mismatch", (mismatch,)
     problems = _launch_problems(argv0, venv, session)
+    warnings: tuple = ()
+    if binding and binding.get("kind") == "julia" and not problems:
+        problems, warnings = julia_problems(binding, session)
     if problems:
         return "broken", problems
-    return ("ok" if binding else "unknown"), ()
+    return ("ok" if binding else "unknown"), warnings
 
 
 def _launch_problems(argv0: str, venv: Optional[Path], session: Session) -> tuple:
@@ -189,11 +193,14 @@ def _launch_problems(argv0: str, venv: Optional[Path], session: Session) -> tupl
 
 
 def base_mismatch(binding: dict, session: Session) -> Optional[str]:
-    """Why a kernelctl kernel's uenv is not this session's, or None when it is."""
-    if binding.get("kind") != "uenv":
+    """Why a kernelctl kernel's uenv is not this session's, or None when it is (or it has
+    no uenv). Python kernels on a uenv have kind "uenv"; Julia kernels name theirs in
+    "uenv"."""
+    uenv_name = binding.get("name") if binding.get("kind") == "uenv" else binding.get("uenv")
+    if not uenv_name:
         return None
-    label = binding.get("label") or binding.get("name")
-    mounted = next((u for u in session.uenvs if u.name == binding.get("name")), None)
+    label = binding.get("label") or uenv_name
+    mounted = next((u for u in session.uenvs if u.name == uenv_name), None)
     if not session.uenvs:
         return f"made for the uenv {label}, but no uenv is mounted in this session"
     if mounted is None:
@@ -206,6 +213,27 @@ def base_mismatch(binding: dict, session: Session) -> Optional[str]:
     if binding.get("mount") and binding["mount"] != str(mounted.mount):
         return f"made for {label} mounted at {binding['mount']}, not at {mounted.mount}"
     return None
+
+
+def julia_problems(binding: dict, session: Session) -> tuple:
+    """(broken, warnings) for a Julia kernel: its julia and depot, and purged storage."""
+    julia, depot = binding.get("julia"), binding.get("depot")
+    if julia and not _executable(julia):
+        return (f"its julia {julia} is missing",), ()
+    if depot and not os.path.isdir(depot):
+        return (f"its Julia depot {depot} is gone (purged from $SCRATCH?)",), ()
+    scratch = session.scratch
+    warnings = tuple(
+        f"its {what} {path} is on $SCRATCH, which is purged: the kernel will break when "
+        "it is; reinstall then with `kernelctl julia --force`"
+        for what, path in (("julia", julia), ("Julia depot", depot))
+        if scratch and path and _is_within(path, scratch))
+    return (), warnings
+
+
+def _is_within(path: str, directory: str) -> bool:
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 # Many kernels share an interpreter: ask the filesystem once per path.

@@ -118,6 +118,18 @@ class Renderer:
                        f"(kernel '{kernel.name}').\n"
                        "Restart the kernel in JupyterLab to import the new versions.\n")
 
+    def julia_created(self, kernels: list) -> None:
+        if self.as_json:
+            self._json({"version": JSON_FORMAT_VERSION, "kernels": [k.to_json() for k in kernels]})
+            return
+        for kernel in kernels:
+            self.out.write(f"Created kernel '{kernel.name}': {kernel.display_name}\n"
+                           f"  kernelspec: {kernel.resource_dir / 'kernel.json'}\n")
+        self.out.write(
+            "\nUse it: pick it in JupyterLab's Launcher (reload the page if it is not listed).\n"
+            "Add packages from a notebook with `import Pkg; Pkg.add(\"PKG\")`; the kernel\n"
+            "activates the notebook's project (--project=@.) when there is one.\n")
+
     def error(self, error: KernelctlError) -> None:
         self.err.write(f"kernelctl: error: {error.message}\n")
         if error.hint:

@@ -80,6 +80,19 @@ class MountedUenv:
         return value
 
 
+    def view_scalar(self, view: str, var: str) -> Optional[str]:
+        scalars = self.view(view).get("env", {}).get("values", {}).get("scalar", {})
+        value = scalars.get(var)
+        return value if isinstance(value, str) and value else None
+
+    def view_value(self, view: str, var: str) -> Optional[str]:
+        """What the view sets `var` to, as a scalar or a joined path list."""
+        return self.view_scalar(view, var) or ":".join(self.view_list_var(view, var)) or None
+
+    def contains(self, path: Path) -> bool:
+        return path == self.mount or self.mount in path.parents
+
+
 def session_uenvs(env: Mapping[str, str]) -> list:
     """The uenvs this session has mounted; empty unless UENV_MOUNT_LIST and UENV_VIEW are set."""
     mount_list, view_list = env.get("UENV_MOUNT_LIST"), env.get("UENV_VIEW")
