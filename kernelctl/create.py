@@ -16,9 +16,9 @@ from kernelctl.bases import Base, resolve_base
 from kernelctl.environment import (Venv, check_pip_inputs, create_venv, install_packages,
                                    kernel_env, pip_options)
 from kernelctl.errors import DISK_FULL_ERRNOS, KernelctlError, NameTaken, disk_full_error
-from kernelctl.kernelspec import (build_spec, check_kernel_name, install_staged,
-                                  ipykernel_logos, kernels_dir, make_room_for_kernel,
-                                  stage_kernel)
+from kernelctl.kernelspec import (LAUNCHER, build_spec, check_kernel_name, install_staged,
+                                  ipykernel_logos, kernels_dir, launcher_script,
+                                  make_room_for_kernel, stage_kernel)
 from kernelctl.model import KernelInfo
 from kernelctl.probe import probe
 from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_record
@@ -58,11 +58,13 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
         progress(f"Writing the kernel {name}")
         metadata = {**base.binding(), "venv": str(venv.root),
                     "kernelctl_version": __version__, "created": _now()}
-        spec = build_spec(venv.python, request.display_name or base.display_name,
-                          kernel_env(venv, base, env, _own_bin()), base.interpreter.version,
-                          metadata)
-        logos = ipykernel_logos(venv.ipykernel)
-        install_staged(stage_kernel(kernel_dir.parent, name, spec, logos), kernel_dir, tx)
+        spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name,
+                          kernel_env(venv, base, env, _own_bin()), metadata)
+        launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
+                                   base.digest or "", *_explanations(request, base, name, venv))
+        staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
+                              launcher)
+        install_staged(staged, kernel_dir, tx)
     return KernelInfo(name=name, display_name=spec["display_name"], language="python",
                       resource_dir=kernel_dir, managed=True, status="ok",
                       base=base.binding(), venv=venv.root)
@@ -115,6 +117,23 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
         requirement_files=tuple(str(Path(r).absolute()) for r in request.requirement_files)))
     (root / INCOMPLETE_MARKER).unlink()
     return _BuiltVenv(venv.root, venv.python, venv.site_packages, checked.ipykernel)
+
+
+def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> tuple:
+    """What the notebook says when the venv is gone, or its base cannot run here."""
+    recreate = f"kernelctl create --base {request.base} --name {name} --force"
+    gone = (f"kernelctl: this kernel's environment {venv.root} no longer exists. In a "
+            f"terminal, recreate it ({recreate}) or remove the kernel (kernelctl remove {name}).")
+    if base.kind == "uenv":
+        unavailable = (
+            f"kernelctl: this kernel was made for the uenv {base.label} (view {base.view}), "
+            "which this session does not have. Start JupyterLab with the uenv "
+            f"{base.label} and the view {base.view}, or pick a kernel made for this "
+            "session's image (kernelctl list shows them).")
+    else:
+        unavailable = (f"kernelctl: the Python this kernel's environment was built on "
+                       f"({base.python}) cannot run here. Recreate it: {recreate}")
+    return gone, unavailable
 
 
 @dataclass(frozen=True)

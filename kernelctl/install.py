@@ -62,4 +62,5 @@ def _venv(kernel: KernelInfo) -> Venv:
     if site_packages is None:
         raise KernelctlError(f"{kernel.venv} has no site-packages directory",
                              f"Recreate it: kernelctl create --name {kernel.name} --force ...")
-    return Venv(root=kernel.venv, python=Path(kernel.spec["argv"][0]), site_packages=site_packages)
+    return Venv(root=kernel.venv, python=kernel.venv / "bin" / "python",
+                site_packages=site_packages)

@@ -170,7 +170,9 @@ def judge(spec: dict, session: Session, resource_dir: Path):
         mismatch = base_mismatch(binding, session)
         if mismatch:
             return "mismatch", (mismatch,)
-    problems = _launch_problems(argv0, venv, session)
+    # A kernelctl Python kernel starts via kernelctl-launch.sh: judge the venv's Python.
+    interpreter = str(venv / "bin" / "python") if binding and binding.get("venv") else argv0
+    problems = _launch_problems(interpreter, venv, session)
     warnings: tuple = ()
     if binding and binding.get("kind") == "julia" and not problems:
         problems, warnings = julia_problems(binding, session)

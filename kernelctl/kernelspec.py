@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Optional
 
@@ -38,24 +40,65 @@ def kernels_dir(prefix: Optional[Path]) -> Path:
     return Path(jupyter_data_dir()) / "kernels"
 
 
-def build_spec(python: Path, display_name: str, env: dict, python_version: str,
-               metadata: dict) -> dict:
-    argv = [str(python)]
-    if tuple(int(p) for p in python_version.split(".")[:2]) >= (3, 11):
-        argv.append("-Xfrozen_modules=off")  # as ipykernel does: lets the debugger work
-    argv += ["-m", "ipykernel_launcher", "-f", "{connection_file}"]
+LAUNCHER = "kernelctl-launch.sh"
+EXPLAINER = "kernelctl-explain.py"
+LAUNCHER_TEMPLATE = """#!/bin/sh
+# Written by kernelctl; needs nothing of kernelctl. Starts this kernel's Python or, when
+# that cannot run in this session, a stand-in kernel that says why in the notebook
+# (instead of Jupyter's silent "kernel died, restarting" loop). Healthy path: one test.
+python={python}
+digest={digest}
+case ",$UENV_MOUNT_LIST," in
+  *"/$digest/"*|",,") image_here=yes ;;
+  *) image_here=no ;;
+esac
+if [ -x "$python" ] && {{ [ -z "$digest" ] || [ "$image_here" = yes ]; }}; then
+  exec "$python" {python_flags}-m ipykernel_launcher "$@"
+fi
+if [ ! -d {venv} ]; then why={gone}; else why={unavailable}; fi
+# The Jupyter server's Python (our parent) has ipykernel, or else one on PATH may.
+server_python=$(tr '\\0' '\\n' < /proc/$PPID/cmdline 2>/dev/null | head -n 1)
+for candidate in "$server_python" python3 python; do
+  if [ -n "$candidate" ] && "$candidate" -c 'import ipykernel' >/dev/null 2>&1; then
+    exec "$candidate" "$(dirname "$0")/{explainer}" "$why" "$@"
+  fi
+done
+echo "$why" >&2
+exit 1
+"""
+
+
+def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
+                    gone: str, unavailable: str) -> str:
+    """kernelctl-launch.sh for a kernel; `gone` and `unavailable` are what the notebook
+    shows when the venv was deleted, or its Python (its base image) is not here."""
+    flags = "-Xfrozen_modules=off " if _at_least(python_version, (3, 11)) else ""
+    quote = shlex.quote
+    return LAUNCHER_TEMPLATE.format(
+        python=quote(str(python)), digest=quote(digest), python_flags=flags,
+        venv=quote(str(venv)), gone=quote(gone), unavailable=quote(unavailable),
+        explainer=EXPLAINER)
+
+
+def build_spec(launcher: Path, display_name: str, env: dict, metadata: dict) -> dict:
     return {
-        "argv": argv,
+        # /bin/sh always exists, so a kernel whose Python is gone can still explain itself.
+        "argv": ["/bin/sh", str(launcher), "-f", "{connection_file}"],
         "display_name": display_name,
         "language": "python",
-        "interrupt_mode": "signal",
+        "interrupt_mode": "signal",  # the launcher execs Python: same pid, same signals
         # jupyter_client runs string.Template over env values: keep `$` literal.
         "env": {key: value.replace("$", "$$") for key, value in env.items()},
         "metadata": {"debugger": True, METADATA_KEY: metadata},
     }
 
 
-def stage_kernel(kernels: Path, name: str, spec: dict, logo_dir: Optional[Path]) -> Path:
+def _at_least(version: str, minimum: tuple) -> bool:
+    return tuple(int(part) for part in version.split(".")[:2]) >= minimum
+
+
+def stage_kernel(kernels: Path, name: str, spec: dict, logo_dir: Optional[Path],
+                 launcher: str = "") -> Path:
     """Write the kernel into a hidden temp dir beside `kernels`; install_staged moves it in.
 
     The temp dir is outside `kernels` so Jupyter never lists a half-written kernel.
@@ -63,6 +106,10 @@ def stage_kernel(kernels: Path, name: str, spec: dict, logo_dir: Optional[Path])
     kernels.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".kernelctl-{name}-", dir=kernels.parent))
     (staging / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+    if launcher:
+        (staging / LAUNCHER).write_text(launcher)
+        explainer = resources.files("kernelctl").joinpath("resources", "kernelctl_explain.py")
+        (staging / EXPLAINER).write_text(explainer.read_text())
     for logo in LOGO_FILES:
         if logo_dir and (logo_dir / logo).is_file():
             shutil.copyfile(logo_dir / logo, staging / logo)

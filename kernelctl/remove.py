@@ -10,12 +10,12 @@ from typing import Mapping, Optional, Sequence
 
 from kernelctl.errors import KernelctlError
 from kernelctl.inventory import find_kernel, find_kernels
-from kernelctl.kernelspec import LOGO_FILES
+from kernelctl.kernelspec import EXPLAINER, LAUNCHER, LOGO_FILES
 from kernelctl.model import KernelInfo
 from kernelctl.record import read_record
 
 # What a kernelspec directory may hold; anything else means it is not only a kernelspec.
-KERNELSPEC_FILES = {"kernel.json", "kernel.js", "kernel.css", *LOGO_FILES}
+KERNELSPEC_FILES = {"kernel.json", "kernel.js", "kernel.css", LAUNCHER, EXPLAINER, *LOGO_FILES}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,13 @@ def kernel_json(kernel: dict) -> dict:
 def run_in_kernel(name: str, code: str, server_env: dict, timeout: float = 60) -> str:
     """Start kernel `name` through jupyter_client as a Jupyter server with `server_env`
     would, execute `code`, return what it printed. The kernel is always shut down."""
+    reply, printed = execute_in_kernel(name, code, server_env, timeout)
+    assert reply["status"] == "ok", printed
+    return printed
+
+
+def execute_in_kernel(name: str, code: str, server_env: dict, timeout: float = 60):
+    """(execute_reply content, printed text) of `code` run in kernel `name`."""
     from jupyter_client.manager import KernelManager
 
     manager = KernelManager(kernel_name=name)
@@ -50,11 +57,10 @@ def run_in_kernel(name: str, code: str, server_env: dict, timeout: float = 60) -
                 printed.append("ERROR: " + content["ename"] + ": " + content["evalue"])
 
         reply = client.execute_interactive(code, timeout=timeout, output_hook=on_output)
-        assert reply["content"]["status"] == "ok", "".join(printed)
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
-    return "".join(printed)
+    return reply["content"], "".join(printed)
 
 
 PROBE_CODE = (

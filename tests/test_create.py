@@ -35,8 +35,11 @@ def test_kernel_json_is_absolute_complete_and_bound_to_the_base(prgenv_image, te
     kernel = created("--base", "uenv:prgenv-gnu", env=session)
     spec = kernel_json(kernel)
     venv = Path(kernel["venv"])
-    assert spec["argv"][0] == str(venv / "bin" / "python")
-    assert spec["argv"][-2:] == ["-f", "{connection_file}"]
+    launcher = Path(kernel["resource_dir"]) / "kernelctl-launch.sh"
+    assert spec["argv"] == ["/bin/sh", str(launcher), "-f", "{connection_file}"]
+    # The launcher runs the venv's absolute interpreter (never a bare `python`).
+    assert f"python={venv / 'bin' / 'python'}\n" in launcher.read_text()
+    assert f'exec "$python" -Xfrozen_modules=off -m ipykernel_launcher "$@"' in launcher.read_text()
     env = spec["env"]
     assert env["VIRTUAL_ENV"] == str(venv)
     assert env["PATH"].split(":")[0] == str(venv / "bin")
@@ -113,6 +116,7 @@ def test_kernel_does_not_depend_on_kernelctls_environment(prgenv_image):
     import sys
     if sys.prefix != sys.base_prefix:
         assert sys.prefix not in text
+        assert sys.prefix not in (Path(kernel["resource_dir"]) / "kernelctl-launch.sh").read_text()
     out = run_in_kernel(kernel["name"],
                         "import importlib.util; print(importlib.util.find_spec('kernelctl'))",
                         session)
