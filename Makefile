@@ -33,6 +33,7 @@ demo: setup wheelhouse
 bench: setup wheelhouse
 	$(BIN)/python bench/bench_create.py
 	$(BIN)/python bench/bench_list.py
+	$(BIN)/python bench/bench_kernel_start.py
 
 clean:
 	rm -rf $(VENV) build
