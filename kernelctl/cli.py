@@ -179,6 +179,33 @@ def julia(
     renderer.julia_created(kernels)
 
 
+@app.command()
+def doctor(
+    names: List[str] = typer.Argument(None, help="Kernels to check (default: all)."),
+    deep: bool = typer.Option(False, "--deep", help="Also start each kernel and probe it."),
+    fix: bool = typer.Option(False, "--fix", help="Apply the safe repairs found."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before fixing."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds for a kernel to start (--deep)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, checks} as JSON."),
+) -> None:
+    """Find, explain and (with --fix) repair what breaks Jupyter kernels here."""
+    from kernelctl.doctor import diagnose, failed
+
+    renderer = Renderer(as_json)
+    results = _run(renderer, lambda: diagnose(names or [], os.environ, deep, timeout))
+    fixes = [r.fix for r in results if r.fix] if fix else []
+    if fixes:
+        renderer.fix_plan(fixes)
+        if yes or _run(renderer, lambda: renderer.confirm("Apply these repairs?")):
+            _run(renderer, lambda: [f.apply() for f in fixes])
+            results = _run(renderer, lambda: diagnose(names or [], os.environ, deep, timeout))
+    elif fix:
+        renderer.fix_plan([])
+    renderer.doctor_report(results)
+    if failed(results):
+        raise typer.Exit(1)
+
+
 def _raise(error: KernelctlError):
     def action():
         raise error

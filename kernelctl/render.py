@@ -130,6 +130,32 @@ class Renderer:
             "Add packages from a notebook with `import Pkg; Pkg.add(\"PKG\")`; the kernel\n"
             "activates the notebook's project (--project=@.) when there is one.\n")
 
+    def doctor_report(self, results: list) -> None:
+        if self.as_json:
+            self._json({"ok": not any(r.status == "fail" for r in results),
+                        "checks": [r.to_json() for r in results]})
+            return
+        # Quiet when healthy: only what needs attention, then one summary line.
+        for result in (r for r in results if r.status != "ok"):
+            about = f" [{result.kernel}]" if result.kernel else ""
+            self.out.write(f"{result.status.upper():4}  {result.id}{about}: {result.message}\n")
+            if result.hint:
+                self.out.write(f"      hint: {result.hint}\n")
+        counts = {s: sum(r.status == s for r in results) for s in ("ok", "warn", "fail")}
+        if counts["warn"] == counts["fail"] == 0:
+            self.out.write(f"All {len(results)} checks passed.\n")
+        else:
+            self.out.write(f"{len(results)} checks: {counts['ok']} ok, {counts['warn']} "
+                           f"warn, {counts['fail']} fail.\n")
+
+    def fix_plan(self, fixes: list) -> None:
+        if self.as_json:
+            return
+        if not fixes:
+            self.out.write("Nothing to repair safely.\n")
+            return
+        self.out.write("Repairs:\n" + "".join(f"  - {f.description}\n" for f in fixes))
+
     def error(self, error: KernelctlError) -> None:
         self.err.write(f"kernelctl: error: {error.message}\n")
         if error.hint:

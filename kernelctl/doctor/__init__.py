@@ -1,0 +1,98 @@
+"""`kernelctl doctor`: find, explain and fix what breaks Jupyter kernels on HPC.
+
+Checks are small functions registered with @check; each looks at a Context and yields
+CheckResults (id, status, message, hint, and optionally a safe Fix). See
+docs/troubleshooting.md for every check and the messages users actually see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping, Optional
+
+from kernelctl.inventory import Session
+from kernelctl.model import KernelInfo
+
+STATUSES = ("ok", "warn", "fail")
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A safe, reversible repair, shown to the user before it is applied."""
+
+    description: str
+    apply: Callable[[], None] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: str  # ok | warn | fail
+    message: str
+    hint: str = ""
+    kernel: Optional[str] = None
+    fix: Optional[Fix] = field(default=None, compare=False)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "status": self.status, "kernel": self.kernel,
+                "message": self.message, "hint": self.hint}
+
+
+@dataclass(frozen=True)
+class Context:
+    env: Mapping[str, str]
+    session: Session
+    kernels: tuple  # the kernels to check: all, or the named ones
+    shadowed: tuple  # same-named kernels hidden behind those
+    deep: bool = False
+    timeout: float = 60.0
+
+
+Check = Callable[[Context], Iterator[CheckResult]]
+CHECKS: list = []
+
+
+def check(function: Check) -> Check:
+    CHECKS.append(function)
+    return function
+
+
+def kernel_result(kernel: KernelInfo, check_id: str, status: str, message: str,
+                  hint: str = "", fix: Optional[Fix] = None) -> CheckResult:
+    return CheckResult(check_id, status, message, hint, kernel.name, fix)
+
+
+def diagnose(names: list, env: Mapping[str, str], deep: bool = False,
+             timeout: float = 60.0) -> list:
+    from kernelctl.inventory import find_kernel, find_kernels
+
+    _load_checks()
+
+    everything = find_kernels(env, include_shadowed=True)
+    if names:
+        chosen = list({k.resource_dir: k for k in (find_kernel(n, env) for n in names)}.values())
+    else:
+        chosen = [k for k in everything if k.visible or not _is_shadowed(k)]
+    wanted = {k.name for k in chosen}
+    shadowed = tuple(k for k in everything if _is_shadowed(k) and k.name in wanted)
+    context = Context(env, Session.current(env), tuple(chosen), shadowed, deep, timeout)
+    return [result for function in CHECKS for result in function(context)]
+
+
+CHECK_MODULES = ("session", "kernels", "storage", "logs", "pitfalls", "deep")
+
+
+def _load_checks() -> None:
+    """Import the check modules, in report order; importing registers their checks."""
+    import importlib
+
+    for module in CHECK_MODULES:
+        importlib.import_module(f"kernelctl.doctor.{module}")
+
+
+def _is_shadowed(kernel: KernelInfo) -> bool:
+    return not kernel.visible and any(p.startswith("shadowed by") for p in kernel.problems)
+
+
+def failed(results: list) -> bool:
+    return any(result.status == "fail" for result in results)

@@ -1,0 +1,294 @@
+"""Doctor checks of each kernel: health, shadowing, its env block, ipykernel."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Optional
+
+from kernelctl.doctor import CheckResult, Context, Fix, check, kernel_result
+from kernelctl.environment import GUARD_MODULE
+from kernelctl.inventory import binding_of
+from kernelctl.model import KernelInfo
+from kernelctl.record import write_atomically
+
+DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.(dist|egg)-info$")
+
+
+@check
+def kernel_health(context: Context) -> Iterator[CheckResult]:
+    for kernel in context.kernels:
+        if kernel.status == "ok" and kernel.problems:
+            yield kernel_result(kernel, "kernel.health", "warn", "; ".join(kernel.problems),
+                                "Reinstall before the purge: kernelctl julia --force.")
+        elif kernel.status in ("ok", "unknown"):
+            yield kernel_result(kernel, "kernel.health", "ok", _healthy(kernel))
+        elif kernel.status == "mismatch":
+            yield kernel_result(kernel, "kernel.health", "warn",
+                                f"{kernel.name} cannot run in this session: {kernel.problems[0]}",
+                                _start_with(kernel))
+        else:
+            yield _broken(kernel)
+
+
+def _healthy(kernel: KernelInfo) -> str:
+    if kernel.managed:
+        return f"{kernel.name} is ok"
+    return (f"{kernel.name} was made by another tool: kernelctl can only judge it by "
+            "starting it (kernelctl doctor --deep NAME)")
+
+
+def _start_with(kernel: KernelInfo) -> str:
+    base = kernel.base or {}
+    view = f" and the view {base['view']}" if base.get("view") else ""
+    label = base.get("label") or base.get("uenv") or base.get("name")
+    return (f"Start JupyterLab with the uenv {label}{view} to use it (Hub spawner form, "
+            "Advanced options); or make a kernel for this session with kernelctl create.")
+
+
+def _broken(kernel: KernelInfo) -> CheckResult:
+    message = f"{kernel.name} will not start: {'; '.join(kernel.problems)}"
+    venv_gone = kernel.managed and kernel.venv is not None and not kernel.venv.exists()
+    if venv_gone:
+        fix = Fix(f"remove the kernel {kernel.name} (its environment {kernel.venv} is gone)",
+                  lambda: _remove_kernel(kernel))
+        return kernel_result(kernel, "kernel.health", "fail", message,
+                             f"Remove it (kernelctl remove {kernel.name}, or doctor --fix) or "
+                             f"recreate it (kernelctl create --name {kernel.name} --force ...).",
+                             fix)
+    return kernel_result(kernel, "kernel.health", "fail", message,
+                         f"See kernelctl show {kernel.name}; recreate it, or remove it "
+                         f"(kernelctl remove {kernel.name}).")
+
+
+def _remove_kernel(kernel: KernelInfo) -> None:
+    from kernelctl.remove import Removal, apply_removals
+
+    apply_removals([Removal(kernel)])
+
+
+@check
+def shadowed_kernels(context: Context) -> Iterator[CheckResult]:
+    for kernel in context.shadowed:
+        yield kernel_result(
+            kernel, "kernel.shadowed", "warn",
+            f"the kernel {kernel.name} in {kernel.resource_dir.parent} is hidden: "
+            f"{kernel.problems[0]}",
+            "Jupyter offers only the first kernel of a name. Remove the one you do not "
+            f"want (kernelctl remove {kernel.name} removes the visible one).")
+
+
+@check
+def env_block(context: Context) -> Iterator[CheckResult]:
+    """A kernelctl kernel whose env no longer puts its venv first (edited, or old)."""
+    for kernel in _python_kernels(context):
+        binding = binding_of(kernel.spec)
+        if not binding or not binding.get("venv") or kernel.status == "broken":
+            continue
+        venv = Path(binding["venv"])
+        site = _site_packages(venv)
+        wrong = _env_problems(kernel.spec.get("env") or {}, venv, site)
+        if not wrong:
+            yield kernel_result(kernel, "kernel.env-block", "ok", "its env block puts the venv first")
+            continue
+        fix = Fix(f"rewrite the env block of {kernel.name} (VIRTUAL_ENV, PATH, PYTHONPATH with "
+                  "its venv first, no empty or ${VAR} entries)",
+                  lambda k=kernel, v=venv, s=site: _rewrite_env(k, v, s))
+        yield kernel_result(kernel, "kernel.env-block", "warn",
+                            f"its kernel.json env is stale: {'; '.join(wrong)}",
+                            "kernelctl doctor --fix rewrites it.", fix)
+
+
+def _env_problems(raw_env: dict, venv: Path, site: Optional[Path]) -> list:
+    env = _unescaped(raw_env)
+    problems = []
+    if env.get("VIRTUAL_ENV") != str(venv):
+        problems.append(f"VIRTUAL_ENV is {env.get('VIRTUAL_ENV')!r}, not {venv}")
+    if _entries(env.get("PATH"))[:1] != [str(venv / "bin")]:
+        problems.append("PATH does not start with the venv's bin")
+    if site and _entries(env.get("PYTHONPATH"))[:1] != [str(site)]:
+        problems.append("PYTHONPATH does not start with the venv's site-packages")
+    for var in ("PATH", "PYTHONPATH"):
+        value = env.get(var, "")
+        if "$" in str(raw_env.get(var, "")).replace("$$", ""):
+            problems.append(f"{var} has a ${{VAR}} that Jupyter may leave as literal text")
+        if value and "" in value.split(os.pathsep):
+            problems.append(f"{var} has an empty entry (puts the notebook's directory first)")
+    return problems
+
+
+def _rewrite_env(kernel: KernelInfo, venv: Path, site: Optional[Path]) -> None:
+    import json
+
+    spec = dict(kernel.spec)
+    env = _unescaped(spec.get("env") or {})
+    keep = [p for p in _entries(env.get("PATH")) if "$" not in p and p != str(venv / "bin")]
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), *keep])
+    if site:
+        rest = [p for p in _entries(env.get("PYTHONPATH")) if "$" not in p and p != str(site)]
+        env["PYTHONPATH"] = os.pathsep.join([str(site), *rest])
+    spec["env"] = {k: v.replace("$", "$$") for k, v in env.items()}
+    write_atomically(kernel.resource_dir / "kernel.json", json.dumps(spec, indent=1) + "\n")
+
+
+@check
+def package_shadowing(context: Context) -> Iterator[CheckResult]:
+    """The base's copy of a package winning over the venv's: in the kernel, and when the
+    venv's python runs from a terminal, srun or a batch job (the session's PYTHONPATH)."""
+    for kernel in _python_kernels(context):
+        venv = _venv(kernel)
+        site = _site_packages(venv) if venv else None
+        if site is None or kernel.status == "broken":
+            continue
+        mine = distributions(str(site))
+        env = _unescaped(kernel.spec.get("env") or {})
+        in_kernel = env.get("PYTHONPATH", context.env.get("PYTHONPATH", ""))
+        losers = _losers(mine, _entries(in_kernel), site, guarded=_guarded(site))
+        if losers:
+            yield kernel_result(kernel, "kernel.shadowing", "fail",
+                                f"in the kernel, {_describe(losers)}",
+                                _shadowing_hint(kernel))
+        else:
+            yield kernel_result(kernel, "kernel.shadowing", "ok",
+                                "in the kernel, the venv's packages win")
+        losers = _losers(mine, _entries(context.env.get("PYTHONPATH")), site, _guarded(site))
+        yield kernel_result(
+            kernel, "pitfall.pythonpath", "warn" if losers else "ok",
+            f"from a terminal, srun or a batch job, {_describe(losers)}" if losers else
+            "this session's PYTHONPATH shadows none of its venv's packages",
+            f"Before running {venv}/bin/python: export PYTHONPATH={site}:$PYTHONPATH; or "
+            "recreate the environment with kernelctl create (its venvs fix this themselves)."
+            if losers else "")
+
+
+def _losers(mine: dict, pythonpath: list, site: Path, guarded: bool) -> list:
+    """(name, base version, venv version, entry) for each venv package a PYTHONPATH entry
+    ahead of the venv would win. A kernelctl venv's guard moves the venv ahead of the
+    base's entries (site-packages dirs, image mounts), so only user entries remain."""
+    losers = []
+    for entry in pythonpath:
+        if os.path.abspath(entry) == str(site):
+            break
+        if guarded and _belongs_to_base(entry):
+            continue
+        for name, version in distributions(os.path.abspath(entry)).items():
+            if name in mine and version != mine[name]:
+                losers.append((name, version, mine[name], entry))
+    return losers
+
+
+def _describe(losers: list) -> str:
+    return "; ".join(f"the base's {name} {theirs} ({entry}) wins over the venv's {ours}"
+                     for name, theirs, ours, entry in losers)
+
+
+def _shadowing_hint(kernel: KernelInfo) -> str:
+    if kernel.managed:
+        return "kernelctl doctor --fix rewrites its env block with the venv first."
+    return ("Put the venv's site-packages first in the kernel's PYTHONPATH, or recreate "
+            "the kernel with kernelctl create (which does).")
+
+
+def _belongs_to_base(entry: str) -> bool:
+    return os.path.basename(os.path.normpath(entry)) in ("site-packages", "dist-packages") \
+        or entry.startswith("/user-environment")
+
+
+@check
+def ipykernel_importable(context: Context) -> Iterator[CheckResult]:
+    for kernel in _python_kernels(context):
+        if kernel.status == "broken":
+            continue
+        places = _import_places(kernel, context)
+        if places is None:
+            continue
+        if any((Path(place) / "ipykernel" / "__init__.py").is_file() for place in places):
+            yield kernel_result(kernel, "kernel.ipykernel", "ok", "ipykernel is importable")
+            continue
+        yield kernel_result(
+            kernel, "kernel.ipykernel", "fail",
+            "ipykernel is not importable in its environment: the kernel cannot start",
+            f"kernelctl install {kernel.name} ipykernel" if kernel.managed else
+            "Install ipykernel into that environment (pip install ipykernel).")
+
+
+def _import_places(kernel: KernelInfo, context: Context) -> Optional[list]:
+    """Where the kernel's Python looks for packages, judged without running it."""
+    env = _unescaped(kernel.spec.get("env") or {})
+    places = _entries(env.get("PYTHONPATH", context.env.get("PYTHONPATH", "")))
+    venv = _venv(kernel)
+    if venv:
+        site = _site_packages(venv)
+        places += [str(site)] if site else []
+        config = _pyvenv_cfg(venv)
+        if config.get("include-system-site-packages", "false").lower() == "true":
+            places += _prefix_site_packages(Path(config.get("home", "/")).parent)
+        return places
+    argv0 = kernel.spec["argv"][0]
+    if not os.path.isabs(argv0):
+        return None
+    return places + _prefix_site_packages(Path(argv0).parent.parent)
+
+
+def _prefix_site_packages(prefix: Path) -> list:
+    found = [str(p) for p in prefix.glob("lib/python3*/site-packages")]
+    found += [str(p) for p in prefix.glob("lib/python3*/dist-packages")]
+    if str(prefix) == "/usr":  # Debian's python keeps packages here
+        found += ["/usr/lib/python3/dist-packages"]
+    return found
+
+
+# --- shared helpers -------------------------------------------------------------------
+
+def _python_kernels(context: Context) -> list:
+    return [k for k in context.kernels if k.spec is not None and k.language == "python"]
+
+
+def _venv(kernel: KernelInfo) -> Optional[Path]:
+    if kernel.venv:
+        return kernel.venv
+    candidate = Path(kernel.spec["argv"][0]).parent.parent
+    return candidate if (candidate / "pyvenv.cfg").is_file() else None
+
+
+@lru_cache(maxsize=None)
+def _site_packages(venv: Path) -> Optional[Path]:
+    return next(iter(sorted(venv.glob("lib/python*/site-packages"))), None)
+
+
+def _guarded(site: Path) -> bool:
+    return (site / f"{GUARD_MODULE}.pth").is_file()
+
+
+def _pyvenv_cfg(venv: Path) -> dict:
+    try:
+        lines = (venv / "pyvenv.cfg").read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in lines)}
+
+
+@lru_cache(maxsize=None)
+def distributions(directory: str) -> dict:
+    """{normalized name: version} of the packages installed in `directory`."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        match = DIST_INFO.match(name)
+        if match:
+            found[re.sub(r"[-_.]+", "-", match["name"]).lower()] = match["version"]
+    return found
+
+
+def _entries(value: Optional[str]) -> list:
+    return [p for p in (value or "").split(os.pathsep) if p]
+
+
+def _unescaped(env: dict) -> dict:
+    return {k: v.replace("$$", "$") for k, v in env.items() if isinstance(v, str)}
