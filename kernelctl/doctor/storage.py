@@ -100,7 +100,7 @@ def scratch_link(context: Context) -> Iterator[CheckResult]:
             "storage.scratch-link", "warn",
             f"$SCRATCH ({scratch}) is invisible in JupyterLab's file browser, which cannot go "
             "above $HOME", f"ln -s $SCRATCH {link} (or kernelctl doctor --fix)",
-            Fix(f"create the link {link} -> {scratch}", lambda: os.symlink(scratch, link)))
+            fix=Fix(f"create the link {link} -> {scratch}", lambda: os.symlink(scratch, link)))
 
 
 def _ratio(used: int, limit: int) -> float:
