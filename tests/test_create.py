@@ -39,7 +39,7 @@ def test_kernel_json_is_absolute_complete_and_bound_to_the_base(prgenv_image, te
     assert spec["argv"] == ["/bin/sh", str(launcher), "-f", "{connection_file}"]
     # The launcher runs the venv's absolute interpreter (never a bare `python`).
     assert f"python={venv / 'bin' / 'python'}\n" in launcher.read_text()
-    assert f'exec "$python" -Xfrozen_modules=off -m ipykernel_launcher "$@"' in launcher.read_text()
+    assert 'exec "$python" -Xfrozen_modules=off -m ipykernel_launcher "$@"' in launcher.read_text()
     env = spec["env"]
     assert env["VIRTUAL_ENV"] == str(venv)
     assert env["PATH"].split(":")[0] == str(venv / "bin")
