@@ -28,6 +28,7 @@ test: setup wheelhouse
 demo: setup wheelhouse
 	$(BIN)/python -m kernelctl create --base system --name kernelctl-demo --force \
 	  --no-index --find-links $(WHEELHOUSE)
+	$(BIN)/kernelctl list
 	$(BIN)/python tests/demo_kernel.py kernelctl-demo
 
 bench: setup wheelhouse

@@ -1,4 +1,4 @@
-"""`make demo`, last step: list the Jupyter kernels, then start one and run code in it.
+"""`make demo`, last step: start a kernel through jupyter_client and run code in it.
 
 Usage: python tests/demo_kernel.py KERNEL_NAME
 """
@@ -9,7 +9,6 @@ import os
 import sys
 import tempfile
 
-from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 CODE = """\
@@ -22,9 +21,6 @@ print("sum(range(10)) =", sum(range(10)))
 
 
 def main(name: str) -> None:
-    print("Kernels Jupyter sees:")
-    for kernel, resource_dir in sorted(KernelSpecManager().find_kernel_specs().items()):
-        print(f"  {kernel:30} {resource_dir}")
     print(f"\nStarting '{name}' through jupyter_client and running code in it:")
     manager = KernelManager(kernel_name=name)
     manager.start_kernel(cwd=tempfile.gettempdir(), env=dict(os.environ))

@@ -226,3 +226,16 @@ def test_install_points_julia_users_to_pkg(julia_session):
     julia_kernels(env=julia_session.env)
     done = kernelctl("install", "julia-1.10", "Plots", env=julia_session.env)
     assert done.returncode == 1 and "Pkg.add" in done.stderr
+
+
+def test_julia_found_in_the_uenv_view_when_not_on_path(julia_session):
+    """A session on another view of the julia uenv: kernelctl still finds the `jupyter`
+    view's julia, and writes that view's JULIA_* settings into the kernel."""
+    env = {k: v for k, v in julia_session.env.items() if not k.startswith("JULIA")}
+    env["PATH"] = os.environ["PATH"]
+    env["UENV_VIEW"] = f"{julia_session.mount}:julia:modules"
+    [kernel] = julia_kernels(env=env)
+    spec = spec_of(kernel)
+    assert spec["argv"][0] == str(julia_session.launcher)
+    for var, value in julia_session.view_vars.items():
+        assert spec["env"][var] == value
