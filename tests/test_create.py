@@ -173,3 +173,29 @@ def test_requirements_file_and_record(prgenv_image, test_wheels, tmp_path):
     assert record["packages"]["requirement_files"] == [str(requirements)]
     assert record["base"]["digest"] == prgenv_image.digest
     assert not (venv / ".kernelctl-incomplete").exists()
+
+
+def test_progress_is_shown_on_a_terminal(prgenv_image):
+    import pty
+    import sys
+
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernelctl", "create", "--base", "prgenv-gnu"],
+        env=prgenv_image.session_env(dict(os.environ)), stdout=subprocess.PIPE,
+        stderr=secondary, stdin=subprocess.DEVNULL)
+    os.close(secondary)
+    process.wait(timeout=120)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert process.returncode == 0
+    assert b"Inspecting the base prgenv-gnu" in shown and b"Creating the environment" in shown
+    assert b"Writing the kernel" in shown
