@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import user_env  # noqa: E402
 from tests.conftest import BASE_PYTHON, DIGEST, make_image, wheelhouse_dir  # noqa: E402
 from tests.wheels import build_wheel  # noqa: E402
 
@@ -77,13 +78,7 @@ def main() -> None:
     offline = ["--no-index", "--find-links", str(wheelhouse)]
     scratch = Path(tempfile.mkdtemp(prefix="kernelctl-bench-"))
     try:
-        home = scratch / "home"
-        home.mkdir()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PIP_", "UENV_", "JUPYTER_")) and k != "PYTHONPATH"}
-        env.update(HOME=str(home), KERNELCTL_HOME=str(home / "kernelctl"),
-                   JUPYTER_DATA_DIR=str(home / "jupyter"), PIP_CONFIG_FILE=os.devnull,
-                   PIP_DISABLE_PIP_VERSION_CHECK="1")
+        env = user_env(scratch / "home")
         wheels = scratch / "wheels"
         build_wheel(wheels, "kctl_shadow", "1.0")
         image = make_image(scratch / "uenv", "prgenv-gnu", "24.11", "v1", DIGEST, None,

@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import user_env  # noqa: E402
 from tests.conftest import DIGEST, make_image, wheelhouse_dir  # noqa: E402
 
 KERNELS = 50
@@ -39,15 +40,9 @@ def median_time(cmd: list, env: dict) -> float:
 def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="kernelctl-bench-doctor-"))
     try:
-        home = scratch / "home"
         (scratch / "scratch").mkdir()
-        home.mkdir()
-        os.symlink(scratch / "scratch", home / "scratch")
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PIP_", "UENV_", "JUPYTER_", "SLURM_")) and k != "PYTHONPATH"}
-        env.update(HOME=str(home), KERNELCTL_HOME=str(home / "kernelctl"),
-                   JUPYTER_DATA_DIR=str(home / "jupyter"), PIP_CONFIG_FILE=os.devnull,
-                   SCRATCH=str(scratch / "scratch"))
+        env = user_env(scratch / "home", SCRATCH=str(scratch / "scratch"))
+        os.symlink(scratch / "scratch", scratch / "home" / "scratch")
         image = make_image(scratch / "uenv", "prgenv-gnu", "24.11", "v1", DIGEST, None,
                            ["ipykernel"], [wheelhouse_dir()])
         session = image.session_env(env)

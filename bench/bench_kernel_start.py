@@ -22,6 +22,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import user_env  # noqa: E402
 from tests.conftest import BASE_PYTHON, wheelhouse_dir  # noqa: E402
 
 
@@ -43,9 +44,7 @@ def start_time(name: str, env: dict) -> float:
 def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="kernelctl-bench-start-"))
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "JUPYTER_"))}
-        env.update(HOME=str(scratch), KERNELCTL_HOME=str(scratch / "kernelctl"),
-                   JUPYTER_DATA_DIR=str(scratch / "jupyter"), PIP_CONFIG_FILE=os.devnull)
+        env = user_env(scratch / "home")
         subprocess.run([sys.executable, "-m", "kernelctl", "create", "--base",
                         f"python:{BASE_PYTHON}", "--name", "managed", "--no-index",
                         "--find-links", str(wheelhouse_dir())], env=env, check=True,

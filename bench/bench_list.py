@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import user_env  # noqa: E402
 from tests.conftest import BASE_PYTHON, DIGEST, make_image, wheelhouse_dir  # noqa: E402
 
 KERNELS, MANAGED = 200, 20
@@ -52,12 +53,7 @@ def populate(env: dict) -> None:
 def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="kernelctl-bench-list-"))
     try:
-        home = scratch / "home"
-        home.mkdir()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PIP_", "UENV_", "JUPYTER_")) and k != "PYTHONPATH"}
-        env.update(HOME=str(home), KERNELCTL_HOME=str(home / "kernelctl"),
-                   JUPYTER_DATA_DIR=str(home / "jupyter"), PIP_CONFIG_FILE=os.devnull)
+        env = user_env(scratch / "home")
         image = make_image(scratch / "uenv", "prgenv-gnu", "24.11", "v1", DIGEST, None,
                            ["ipykernel"], [wheelhouse_dir()])
         session = image.session_env(env)

@@ -1,0 +1,18 @@
+"""What every benchmark shares: a clean user environment in a scratch directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def user_env(home: Path, **extra: str) -> dict:
+    """os.environ without ambient pip, uenv, Jupyter or Slurm settings, with its own HOME,
+    Jupyter data dir and KERNELCTL_HOME under `home` (created)."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "UENV_", "JUPYTER_", "SLURM_")) and k != "PYTHONPATH"}
+    env.update(HOME=str(home), KERNELCTL_HOME=str(home / "kernelctl"),
+               JUPYTER_DATA_DIR=str(home / "jupyter"), PIP_CONFIG_FILE=os.devnull,
+               PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
+    return env
