@@ -189,18 +189,16 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="Print {ok, checks} as JSON."),
 ) -> None:
     """Find, explain and (with --fix) repair what breaks Jupyter kernels here."""
-    from kernelctl.doctor import diagnose, failed
+    from kernelctl.doctor import examine, failed
 
     renderer = Renderer(as_json)
-    results = _run(renderer, lambda: diagnose(names or [], os.environ, deep, timeout))
-    fixes = [r.fix for r in results if r.fix] if fix else []
-    if fixes:
+
+    def approve(fixes: list) -> bool:
         renderer.fix_plan(fixes)
-        if yes or _run(renderer, lambda: renderer.confirm("Apply these repairs?")):
-            _run(renderer, lambda: [f.apply() for f in fixes])
-            results = _run(renderer, lambda: diagnose(names or [], os.environ, deep, timeout))
-    elif fix:
-        renderer.fix_plan([])
+        return bool(fixes) and (yes or renderer.confirm("Apply these repairs?"))
+
+    results = _run(renderer, lambda: examine(names or [], os.environ, deep, timeout,
+                                             approve if fix else None))
     renderer.doctor_report(results)
     if failed(results):
         raise typer.Exit(1)

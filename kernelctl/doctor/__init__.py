@@ -62,6 +62,21 @@ def kernel_result(kernel: KernelInfo, check_id: str, status: str, message: str,
     return CheckResult(check_id, status, message, hint, kernel.name, fix)
 
 
+def examine(names: list, env: Mapping[str, str], deep: bool, timeout: float,
+            approve: Optional[Callable[[list], bool]]) -> list:
+    """Diagnose; with `approve`, offer the safe fixes found, apply the approved ones, and
+    diagnose again so the report shows what is left."""
+    results = diagnose(names, env, deep, timeout)
+    if approve is None:
+        return results
+    fixes = [result.fix for result in results if result.fix]
+    if not approve(fixes):
+        return results
+    for fix in fixes:
+        fix.apply()
+    return diagnose(names, env, deep, timeout)
+
+
 def diagnose(names: list, env: Mapping[str, str], deep: bool = False,
              timeout: float = 60.0) -> list:
     from kernelctl.inventory import find_kernel, find_kernels
