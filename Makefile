@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 WHEELHOUSE := build/wheelhouse
 
-.PHONY: demo test setup wheelhouse bench clean
+.PHONY: demo test setup wheelhouse chromium bench clean
 
 setup: $(BIN)/kernelctl
 
@@ -22,7 +22,13 @@ $(WHEELHOUSE)/.done: $(BIN)/kernelctl
 	  "ipykernel==$$($(BIN)/python -c 'import ipykernel; print(ipykernel.__version__)')"
 	touch $@
 
-test: setup wheelhouse
+# Debian's chromium for the JupyterLab browser tests (never a browser download).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "install Debian's chromium (apt-get install chromium)"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: setup wheelhouse chromium
 	$(BIN)/python -m pytest -q
 
 demo: setup wheelhouse

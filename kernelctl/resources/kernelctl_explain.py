@@ -14,6 +14,7 @@ from ipykernel.kernelapp import IPKernelApp
 why = sys.argv[1]
 RAISE_WHY = f"raise KernelUnavailable({why!r}) from None\n"
 ANSWER_EVERY_CELL = (
+    "get_ipython().run_line_magic('xmode', 'Minimal')\n"  # the message, not a traceback
     "class KernelUnavailable(Exception):\n"
     "    'This kernel cannot run in this session; the message says why.'\n"
     f"get_ipython().input_transformers_cleanup.append(lambda lines: [{RAISE_WHY!r}])\n"
