@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,7 +74,7 @@ def _make_room_for_venv(venv_root: Path, force: bool, tx: Transaction) -> None:
         return
     if venv_root.is_dir() and not venv_root.is_symlink():
         if read_record(venv_root) is None and (venv_root / INCOMPLETE_MARKER).exists():
-            shutil.rmtree(venv_root)  # left by a create that was killed (we hold its lock)
+            remove_path(venv_root)  # left by a create that was killed (we hold its lock)
             return
         if not any(venv_root.iterdir()):
             venv_root.rmdir()

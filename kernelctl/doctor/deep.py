@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from kernelctl.doctor import CheckResult, Context, check, kernel_result
-from kernelctl.doctor.kernels import _import_places, _site_packages, _venv, distributions
+from kernelctl.doctor.kernels import distributions, import_places, kernel_venv, site_packages_of
 from kernelctl.model import KernelInfo
 
 PARALLEL = 4
@@ -88,7 +88,7 @@ def _probe(manager, kernel: KernelInfo, context: Context, started: float) -> Che
 
 
 def _judge_probe(kernel: KernelInfo, seen: dict, ready: float) -> CheckResult:
-    venv = _venv(kernel)
+    venv = kernel_venv(kernel)
     outside = {name: origin for name, origin in seen["winners"].items()
                if venv and origin and not origin.startswith(str(venv) + os.sep)}
     summary = (f"{kernel.name} started in {ready:.1f} s: Python {seen['version']} at "
@@ -105,12 +105,12 @@ def _judge_probe(kernel: KernelInfo, seen: dict, ready: float) -> CheckResult:
 
 def _shared_packages(kernel: KernelInfo, context: Context) -> set:
     """Packages in the kernel's venv that the base (PYTHONPATH, site-packages) has too."""
-    venv = _venv(kernel)
-    site = _site_packages(venv) if venv else None
+    venv = kernel_venv(kernel)
+    site = site_packages_of(venv) if venv else None
     if site is None:
         return set()
     mine = distributions(str(site))
-    places = [p for p in (_import_places(kernel, context) or []) if Path(p) != site]
+    places = [p for p in (import_places(kernel, context) or []) if Path(p) != site]
     return {name for place in places for name in distributions(os.path.abspath(place))
             if name in mine}
 

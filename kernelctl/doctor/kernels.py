@@ -83,12 +83,12 @@ def shadowed_kernels(context: Context) -> Iterator[CheckResult]:
 @check
 def env_block(context: Context) -> Iterator[CheckResult]:
     """A kernelctl kernel whose env no longer puts its venv first (edited, or old)."""
-    for kernel in _python_kernels(context):
+    for kernel in python_kernels(context):
         binding = binding_of(kernel.spec)
         if not binding or not binding.get("venv") or kernel.status == "broken":
             continue
         venv = Path(binding["venv"])
-        site = _site_packages(venv)
+        site = site_packages_of(venv)
         wrong = _env_problems(kernel.spec.get("env") or {}, venv, site)
         if not wrong:
             yield kernel_result(kernel, "kernel.env-block", "ok", "its env block puts the venv first")
@@ -102,7 +102,7 @@ def env_block(context: Context) -> Iterator[CheckResult]:
 
 
 def _env_problems(raw_env: dict, venv: Path, site: Optional[Path]) -> list:
-    env = _unescaped(raw_env)
+    env = unescaped(raw_env)
     problems = []
     if env.get("VIRTUAL_ENV") != str(venv):
         problems.append(f"VIRTUAL_ENV is {env.get('VIRTUAL_ENV')!r}, not {venv}")
@@ -123,7 +123,7 @@ def _rewrite_env(kernel: KernelInfo, venv: Path, site: Optional[Path]) -> None:
     import json
 
     spec = dict(kernel.spec)
-    env = _unescaped(spec.get("env") or {})
+    env = unescaped(spec.get("env") or {})
     keep = [p for p in _entries(env.get("PATH")) if "$" not in p and p != str(venv / "bin")]
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = os.pathsep.join([str(venv / "bin"), *keep])
@@ -138,13 +138,13 @@ def _rewrite_env(kernel: KernelInfo, venv: Path, site: Optional[Path]) -> None:
 def package_shadowing(context: Context) -> Iterator[CheckResult]:
     """The base's copy of a package winning over the venv's: in the kernel, and when the
     venv's python runs from a terminal, srun or a batch job (the session's PYTHONPATH)."""
-    for kernel in _python_kernels(context):
-        venv = _venv(kernel)
-        site = _site_packages(venv) if venv else None
+    for kernel in python_kernels(context):
+        venv = kernel_venv(kernel)
+        site = site_packages_of(venv) if venv else None
         if site is None or kernel.status == "broken":
             continue
         mine = distributions(str(site))
-        env = _unescaped(kernel.spec.get("env") or {})
+        env = unescaped(kernel.spec.get("env") or {})
         in_kernel = env.get("PYTHONPATH", context.env.get("PYTHONPATH", ""))
         losers = _losers(mine, _entries(in_kernel), site, guarded=_guarded(site))
         if losers:
@@ -199,10 +199,10 @@ def _belongs_to_base(entry: str) -> bool:
 
 @check
 def ipykernel_importable(context: Context) -> Iterator[CheckResult]:
-    for kernel in _python_kernels(context):
+    for kernel in python_kernels(context):
         if kernel.status == "broken":
             continue
-        places = _import_places(kernel, context)
+        places = import_places(kernel, context)
         if places is None:
             continue
         if any((Path(place) / "ipykernel" / "__init__.py").is_file() for place in places):
@@ -215,13 +215,13 @@ def ipykernel_importable(context: Context) -> Iterator[CheckResult]:
             "Install ipykernel into that environment (pip install ipykernel).")
 
 
-def _import_places(kernel: KernelInfo, context: Context) -> Optional[list]:
+def import_places(kernel: KernelInfo, context: Context) -> Optional[list]:
     """Where the kernel's Python looks for packages, judged without running it."""
-    env = _unescaped(kernel.spec.get("env") or {})
+    env = unescaped(kernel.spec.get("env") or {})
     places = _entries(env.get("PYTHONPATH", context.env.get("PYTHONPATH", "")))
-    venv = _venv(kernel)
+    venv = kernel_venv(kernel)
     if venv:
-        site = _site_packages(venv)
+        site = site_packages_of(venv)
         places += [str(site)] if site else []
         config = _pyvenv_cfg(venv)
         if config.get("include-system-site-packages", "false").lower() == "true":
@@ -241,13 +241,13 @@ def _prefix_site_packages(prefix: Path) -> list:
     return found
 
 
-# --- shared helpers -------------------------------------------------------------------
+# --- helpers, shared with the pitfall and --deep checks -----------------------------
 
-def _python_kernels(context: Context) -> list:
+def python_kernels(context: Context) -> list:
     return [k for k in context.kernels if k.spec is not None and k.language == "python"]
 
 
-def _venv(kernel: KernelInfo) -> Optional[Path]:
+def kernel_venv(kernel: KernelInfo) -> Optional[Path]:
     if kernel.venv:
         return kernel.venv
     candidate = Path(kernel.spec["argv"][0]).parent.parent
@@ -255,7 +255,7 @@ def _venv(kernel: KernelInfo) -> Optional[Path]:
 
 
 @lru_cache(maxsize=None)
-def _site_packages(venv: Path) -> Optional[Path]:
+def site_packages_of(venv: Path) -> Optional[Path]:
     return next(iter(sorted(venv.glob("lib/python*/site-packages"))), None)
 
 
@@ -290,5 +290,5 @@ def _entries(value: Optional[str]) -> list:
     return [p for p in (value or "").split(os.pathsep) if p]
 
 
-def _unescaped(env: dict) -> dict:
+def unescaped(env: dict) -> dict:
     return {k: v.replace("$$", "$") for k, v in env.items() if isinstance(v, str)}

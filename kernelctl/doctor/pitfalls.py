@@ -9,19 +9,19 @@ from pathlib import Path
 from typing import Iterator
 
 from kernelctl.doctor import CheckResult, Context, check, kernel_result
-from kernelctl.doctor.kernels import _python_kernels, _site_packages, _unescaped, _venv
+from kernelctl.doctor.kernels import kernel_venv, python_kernels, site_packages_of, unescaped
 from kernelctl.doctor.session import container_name
 
 
 @check
 def torchrun(context: Context) -> Iterator[CheckResult]:
     """`torchrun` outside the venv runs the base's Python, without the venv's packages."""
-    for kernel in _python_kernels(context):
-        venv = _venv(kernel)
-        site = _site_packages(venv) if venv else None
+    for kernel in python_kernels(context):
+        venv = kernel_venv(kernel)
+        site = site_packages_of(venv) if venv else None
         if site is None or not (site / "torch").is_dir():
             continue
-        path = _unescaped(kernel.spec.get("env") or {}).get("PATH", context.env.get("PATH", ""))
+        path = unescaped(kernel.spec.get("env") or {}).get("PATH", context.env.get("PATH", ""))
         found = shutil.which("torchrun", path=path)
         if found and Path(found).parent != venv / "bin":
             yield kernel_result(
