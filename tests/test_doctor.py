@@ -320,3 +320,23 @@ def _running_kernels_under(home: str) -> list:
 def test_unknown_kernel_name():
     done = kernelctl("doctor", "nope")
     assert done.returncode == 1 and "no kernel named 'nope'" in done.stderr
+
+
+def test_deep_gives_up_on_a_kernel_that_never_answers(session, tmp_path):
+    marker = f"kctl-hang-{os.getpid()}"
+    hanging = {"argv": ["/usr/bin/python3", "-c", "import time; time.sleep(600)", marker,
+                        "{connection_file}"],
+               "display_name": "Hangs", "language": "python"}
+    write_kernel(Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels", "hangs", hanging)
+    code, checks = doctor("--deep", "--timeout", "3", "hangs", env=session)
+    check = only(checks, "kernel.deep", "hangs")
+    assert code == 1 and check["status"] == "fail" and "did not start" in check["message"]
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit()
+                and marker in _cmdline(p)], "the hanging kernel was left running"
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_text()
+    except OSError:
+        return ""
