@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -199,3 +200,31 @@ def test_progress_is_shown_on_a_terminal(prgenv_image):
     assert process.returncode == 0
     assert b"Inspecting the base prgenv-gnu" in shown and b"Creating the environment" in shown
     assert b"Writing the kernel" in shown
+
+
+def test_kernel_survives_uninstalling_kernelctl(prgenv_image, tmp_path):
+    """kernelctl installed in a tool venv of its own (as pipx or uv tool do), then that
+    venv deleted: the kernel it made still starts and runs."""
+    import site
+    import sys
+
+    from virtualenv import cli_run
+    tool = tmp_path / "pipx-venv"
+    cli_run([str(tool), "--python", sys.executable, "--no-seed"], setup_logging=False)
+    tool_site = next(tool.glob("lib/python*/site-packages"))
+    repo = Path(__file__).resolve().parent.parent
+    (tool_site / "kernelctl-deps.pth").write_text(
+        f"{repo}\n" + "\n".join(site.getsitepackages()) + "\n")
+    session = prgenv_image.session_env(dict(os.environ))
+    session["PATH"] = f"{tool / 'bin'}:{session['PATH']}"
+    done = subprocess.run([tool / "bin" / "python", "-m", "kernelctl", "create", "--json",
+                           "--base", "prgenv-gnu", "--name", "outlives"],
+                          env=session, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    kernel = json.loads(done.stdout)
+    shutil.rmtree(tool)
+    text = "".join(p.read_text() for p in Path(kernel["resource_dir"]).glob("*")
+                   if p.suffix in (".json", ".sh"))
+    assert str(tool) not in text
+    out = run_in_kernel("outlives", "import sys; print(sys.prefix)", session)
+    assert out.strip() == kernel["venv"]
