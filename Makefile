@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 WHEELHOUSE := build/wheelhouse
 
-.PHONY: demo test setup wheelhouse chromium bench clean
+.PHONY: demo test setup wheelhouse system-packages bench clean
 
 setup: $(BIN)/kernelctl
 
@@ -22,13 +22,15 @@ $(WHEELHOUSE)/.done: $(BIN)/kernelctl
 	  "ipykernel==$$($(BIN)/python -c 'import ipykernel; print(ipykernel.__version__)')"
 	touch $@
 
-# Debian's chromium for the JupyterLab browser tests (never a browser download).
-chromium:
-	@command -v chromium >/dev/null || { \
-	  [ "$$(id -u)" = 0 ] || { echo "install Debian's chromium (apt-get install chromium)"; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+# Debian packages the tests drive for real: chromium (JupyterLab in a browser; never a
+# browser download) and Slurm (srun, sbatch).
+system-packages:
+	@command -v chromium >/dev/null && command -v slurmd >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "as root: apt-get install chromium slurm-wlm"; exit 1; }; \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm; }
 
-test: setup wheelhouse chromium
+test: setup wheelhouse system-packages
 	$(BIN)/python -m pytest -q
 
 demo: setup wheelhouse

@@ -149,6 +149,16 @@ def icon_image(tmp_path_factory) -> Image:
 
 
 @pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A real single-node Slurm cluster, for srun and sbatch."""
+    from tests.slurm import Slurm
+
+    cluster = Slurm(tmp_path_factory.mktemp("slurm")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def virtualenv_app_data(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("virtualenv-app-data")
 

@@ -228,3 +228,25 @@ def test_kernel_survives_uninstalling_kernelctl(prgenv_image, tmp_path):
     assert str(tool) not in text
     out = run_in_kernel("outlives", "import sys; print(sys.prefix)", session)
     assert out.strip() == kernel["venv"]
+
+
+def test_venv_copy_wins_under_srun_and_in_a_batch_job(prgenv_image, test_wheels, slurm,
+                                                      tmp_path):
+    """Shadowing is fixed in the venv itself: jobs get the uenv's PYTHONPATH, not the
+    kernel's env, and still import the venv's 2.0 (a real single-node Slurm)."""
+    session = slurm.env(prgenv_image.session_env(dict(os.environ)))
+    venv = Path(created("--base", "prgenv-gnu", "-p", "kctl_shadow==2.0", "--no-index",
+                        "--find-links", test_wheels, env=session)["venv"])
+    probe = [str(venv / "bin" / "python"), "-c", PROBE_CODE]
+    step = subprocess.run(["srun", "--export=ALL", *probe], env=session, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert step.returncode == 0, step.stderr
+    assert json.loads(step.stdout)["shadow"] == "2.0"
+    output = tmp_path / "job.out"
+    script = tmp_path / "job.sh"
+    script.write_text(f"#!/bin/sh\n{venv}/bin/python -c \"$PROBE_CODE\"\n")
+    batch = subprocess.run(["sbatch", "--wait", f"--output={output}", "--export=ALL",
+                            str(script)], env={**session, "PROBE_CODE": PROBE_CODE},
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert batch.returncode == 0, batch.stderr + batch.stdout
+    assert json.loads(output.read_text())["shadow"] == "2.0"
