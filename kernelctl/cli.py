@@ -121,9 +121,6 @@ def remove(
     from kernelctl.remove import apply_removals, plan_removals
 
     renderer = Renderer()
-    if not names and not broken:
-        _run(renderer, _raise(KernelctlError("no kernel named",
-                                             "Name kernels to remove, or pass --broken.")))
     removals = _run(renderer, lambda: plan_removals(names or [], broken, keep_venv, os.environ))
     renderer.removal_plan(removals, dry_run)
     if dry_run or not removals:
@@ -202,12 +199,6 @@ def doctor(
     renderer.doctor_report(results)
     if failed(results):
         raise typer.Exit(1)
-
-
-def _raise(error: KernelctlError):
-    def action():
-        raise error
-    return action
 
 
 def _run(renderer: Renderer, action):

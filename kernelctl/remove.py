@@ -27,6 +27,9 @@ class Removal:
 
 def plan_removals(names: Sequence[str], broken: bool, keep_venv: bool,
                   env: Mapping[str, str]) -> list:
+    if not names and not broken:
+        raise KernelctlError("no kernel to remove was named",
+                             "Name the kernels (kernelctl list shows them), or pass --broken.")
     everything = find_kernels(env, include_shadowed=True)
     if broken:
         chosen = [k for k in everything if k.managed and k.status == "broken"]
