@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from kernelctl import __version__
 from kernelctl.bases import Base, resolve_base
 from kernelctl.environment import (Venv, check_pip_inputs, create_venv, install_packages,
                                    kernel_env, pip_options)
-from kernelctl.errors import DISK_FULL_ERRNOS, KernelctlError, NameTaken, disk_full_error
+from kernelctl.errors import KernelctlError, NameTaken, disk_errors
 from kernelctl.kernelspec import (LAUNCHER, build_spec, check_kernel_name, install_staged,
                                   ipykernel_logos, kernels_dir, launcher_script,
                                   make_room_for_kernel, stage_kernel)
@@ -50,7 +49,8 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     name = check_kernel_name(request.name or base.default_kernel_name)
     venv_root = Path(os.path.abspath(request.venv or home / "venvs" / name))
     kernel_dir = kernels_dir(request.prefix) / name
-    with stop_signals_raise(), name_lock(home, name), _disk_errors(), Transaction() as tx:
+    with stop_signals_raise(), name_lock(home, name), disk_errors("creating the kernel"), \
+            Transaction() as tx:
         make_room_for_kernel(kernel_dir, request.force, tx)
         _make_room_for_venv(venv_root, request.force, tx)
         venv = _build_venv(venv_root, base, request, name, env, progress, tx)
@@ -138,16 +138,6 @@ def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> 
 @dataclass(frozen=True)
 class _BuiltVenv(Venv):
     ipykernel: Optional[str] = None
-
-
-@contextmanager
-def _disk_errors() -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in DISK_FULL_ERRNOS:
-            raise disk_full_error("creating the kernel", f"{exc.strerror}: {exc.filename}") from exc
-        raise
 
 
 def _own_bin() -> Optional[Path]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class KernelctlError(Exception):
@@ -53,3 +55,14 @@ DISK_FULL_HINT = (
 
 def disk_full_error(what: str, detail: str) -> KernelctlError:
     return KernelctlError(f"ran out of disk space or quota while {what}: {detail}", DISK_FULL_HINT)
+
+
+@contextmanager
+def disk_errors(what: str) -> Iterator[None]:
+    """Turn a full disk or quota (ENOSPC, EDQUOT, EFBIG) into a user error with the hint."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(what, f"{exc.strerror}: {exc.filename}") from exc
+        raise

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from kernelctl import __version__, uenv
-from kernelctl.errors import CommandFailed, KernelctlError
+from kernelctl.errors import CommandFailed, KernelctlError, disk_errors
 from kernelctl.kernelspec import (check_kernel_name, install_staged, kernels_dir,
                                   make_room_for_kernel)
 from kernelctl.model import METADATA_KEY, KernelInfo
@@ -97,7 +97,8 @@ def julia_kernels(request: JuliaRequest, env: Mapping[str, str], home: Path,
     display = request.display_name or f"Julia {facts['version']}"
     kernels = kernels_dir(None)
     names = [name] + ([f"{name}-nsys"] if nsys else [])
-    with stop_signals_raise(), name_lock(home, name), Transaction() as tx:
+    with stop_signals_raise(), name_lock(home, name), disk_errors("writing the kernels"), \
+            Transaction() as tx:
         for kernel_name in names:
             make_room_for_kernel(kernels / kernel_name, request.force, tx)
         progress(f"Writing the kernel {name} with IJulia.installkernel")

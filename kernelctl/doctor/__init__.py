@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping, Optional
 
+from kernelctl.errors import KernelctlError
 from kernelctl.inventory import Session
 from kernelctl.model import KernelInfo
 
@@ -73,7 +74,12 @@ def examine(names: list, env: Mapping[str, str], deep: bool, timeout: float,
     if not approve(fixes):
         return results
     for fix in fixes:
-        fix.apply()
+        try:
+            fix.apply()
+        except OSError as exc:
+            raise KernelctlError(f"could not {fix.description}: {exc.strerror}",
+                                 "Check the permissions and free space there, then run "
+                                 "kernelctl doctor --fix again.") from exc
     return diagnose(names, env, deep, timeout)
 
 
