@@ -40,7 +40,6 @@ class CreateRequest:
     force: bool = False
 
 
-
 def create(request: CreateRequest, env: Mapping[str, str], home: Path,
            progress: Progress) -> KernelInfo:
     check_pip_inputs(request.requirement_files, request.find_links)
