@@ -23,6 +23,7 @@ from kernelctl.model import METADATA_KEY, KernelInfo
 MAX_SPEC_BYTES = 1 << 20  # a kernel.json is a few hundred bytes; refuse to parse megabytes
 VALID_NAME = re.compile(r"^[a-z0-9._-]+$")
 BARE_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+SHADOWED_BY = "shadowed by the kernel of the same name in"
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,14 @@ def _entries(directory: Path) -> list:
 
 
 def _shadowed(kernel: KernelInfo, winner: KernelInfo) -> KernelInfo:
-    problem = f"shadowed by the kernel of the same name in {winner.resource_dir.parent}"
+    problem = f"{SHADOWED_BY} {winner.resource_dir.parent}"
     return replace(kernel, visible=False, problems=(problem, *kernel.problems))
+
+
+def is_shadowed(kernel: KernelInfo) -> bool:
+    """Hidden behind a same-named kernel earlier on the path (not merely skipped)."""
+    return not kernel.visible and bool(kernel.problems) and \
+        kernel.problems[0].startswith(SHADOWED_BY)
 
 
 def inspect_kernel(resource_dir: Path, session: Session) -> Optional[KernelInfo]:

@@ -85,7 +85,7 @@ def examine(names: list, env: Mapping[str, str], deep: bool, timeout: float,
 
 def diagnose(names: list, env: Mapping[str, str], deep: bool = False,
              timeout: float = 60.0) -> list:
-    from kernelctl.inventory import find_kernel, find_kernels
+    from kernelctl.inventory import find_kernel, find_kernels, is_shadowed
 
     _load_checks()
 
@@ -93,9 +93,9 @@ def diagnose(names: list, env: Mapping[str, str], deep: bool = False,
     if names:
         chosen = list({k.resource_dir: k for k in (find_kernel(n, env) for n in names)}.values())
     else:
-        chosen = [k for k in everything if k.visible or not _is_shadowed(k)]
+        chosen = [k for k in everything if k.visible or not is_shadowed(k)]
     wanted = {k.name for k in chosen}
-    shadowed = tuple(k for k in everything if _is_shadowed(k) and k.name in wanted)
+    shadowed = tuple(k for k in everything if is_shadowed(k) and k.name in wanted)
     context = Context(env, Session.current(env), tuple(chosen), shadowed, deep, timeout)
     return [result for function in CHECKS for result in function(context)]
 
@@ -109,10 +109,6 @@ def _load_checks() -> None:
 
     for module in CHECK_MODULES:
         importlib.import_module(f"kernelctl.doctor.{module}")
-
-
-def _is_shadowed(kernel: KernelInfo) -> bool:
-    return not kernel.visible and any(p.startswith("shadowed by") for p in kernel.problems)
 
 
 def failed(results: list) -> bool:
