@@ -72,14 +72,15 @@ def _make_room_for_venv(venv_root: Path, force: bool, tx: Transaction) -> None:
     if not venv_root.exists() and not venv_root.is_symlink():
         return
     if venv_root.is_dir() and not venv_root.is_symlink():
-        if read_record(venv_root) is None and (venv_root / INCOMPLETE_MARKER).exists():
+        ours = read_record(venv_root) is not None
+        if not ours and (venv_root / INCOMPLETE_MARKER).exists():
             remove_path(venv_root)  # left by a create that was killed (we hold its lock)
             return
         if not any(venv_root.iterdir()):
             venv_root.rmdir()
             tx.undo_with(lambda: venv_root.mkdir(exist_ok=True))
             return
-        if read_record(venv_root) is not None:
+        if ours:
             if not force:
                 raise NameTaken(f"the environment {venv_root} already exists",
                                 "Pass --force to rebuild it, or choose another --name/--venv.")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from kernelctl.bases import Base
-from kernelctl.errors import DISK_FULL_ERRNOS, KernelctlError, disk_full_error
+from kernelctl.errors import KernelctlError
 from kernelctl.proc import run
 
 GUARD_MODULE = "kernelctl_guard"
@@ -47,10 +47,6 @@ def create_venv(root: Path, base: Base) -> Venv:
     args += ["--no-seed"] if base.interpreter.pip else ["--no-setuptools", "--no-download"]
     try:
         session = cli_run(args, setup_logging=False)
-    except OSError as exc:
-        if exc.errno in DISK_FULL_ERRNOS:
-            raise disk_full_error(f"creating the environment {root}", exc.strerror) from exc
-        raise
     except (RuntimeError, SystemExit) as exc:
         raise KernelctlError(f"virtualenv could not create {root}: {exc}",
                              "Run again with --debug for virtualenv's own log.") from exc

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from kernelctl.environment import Venv, check_pip_inputs, install_packages, pip_options
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel
 from kernelctl.model import KernelInfo
 from kernelctl.record import read_record, write_record
@@ -26,7 +26,7 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
         raise KernelctlError(f"{kernel.venv} has no kernelctl.toml record",
                              f"Recreate it: kernelctl create --name {kernel.name} --force ...")
     spec_env = {k: v.replace("$$", "$") for k, v in kernel.spec.get("env", {}).items()}
-    with stop_signals_raise(), name_lock(home, kernel.name):
+    with stop_signals_raise(), name_lock(home, kernel.name), disk_errors("installing"):
         progress(f"Installing {', '.join([*packages, *map(str, requirement_files)])} "
                  f"into {kernel.venv}")
         install_packages(_venv(kernel), packages, requirement_files,

@@ -15,7 +15,7 @@ from typing import Optional
 
 import tomli_w
 
-from kernelctl.errors import DISK_FULL_ERRNOS, KernelctlError, disk_full_error
+from kernelctl.errors import KernelctlError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,16 +75,11 @@ def write_record(venv: Path, record: EnvRecord) -> None:
 
 def write_atomically(target: Path, text: str) -> None:
     """Write to a temp file beside `target`, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as exc:
-        if exc.errno in DISK_FULL_ERRNOS:
-            raise disk_full_error(f"writing {target}", exc.strerror) from exc
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
         raise

@@ -146,7 +146,7 @@ def package_shadowing(context: Context) -> Iterator[CheckResult]:
         mine = distributions(str(site))
         env = unescaped(kernel.spec.get("env") or {})
         in_kernel = env.get("PYTHONPATH", context.env.get("PYTHONPATH", ""))
-        losers = _losers(mine, _entries(in_kernel), site, guarded=_guarded(site))
+        losers = _losers(mine, _entries(in_kernel), site)
         if losers:
             yield kernel_result(kernel, "kernel.shadowing", "fail",
                                 f"in the kernel, {_describe(losers)}",
@@ -154,7 +154,7 @@ def package_shadowing(context: Context) -> Iterator[CheckResult]:
         else:
             yield kernel_result(kernel, "kernel.shadowing", "ok",
                                 "in the kernel, the venv's packages win")
-        losers = _losers(mine, _entries(context.env.get("PYTHONPATH")), site, _guarded(site))
+        losers = _losers(mine, _entries(context.env.get("PYTHONPATH")), site)
         yield kernel_result(
             kernel, "pitfall.pythonpath", "warn" if losers else "ok",
             f"from a terminal, srun or a batch job, {_describe(losers)}" if losers else
@@ -164,15 +164,16 @@ def package_shadowing(context: Context) -> Iterator[CheckResult]:
             if losers else "")
 
 
-def _losers(mine: dict, pythonpath: list, site: Path, guarded: bool) -> list:
+def _losers(mine: dict, pythonpath: list, site: Path) -> list:
     """(name, base version, venv version, entry) for each venv package a PYTHONPATH entry
     ahead of the venv would win. A kernelctl venv's guard moves the venv ahead of the
-    base's entries (site-packages dirs, image mounts), so only user entries remain."""
+    entries it judges the base's, so only the user's own entries remain."""
+    guard = _guard_of(site)
     losers = []
     for entry in pythonpath:
         if os.path.abspath(entry) == str(site):
             break
-        if guarded and _belongs_to_base(entry):
+        if guard is not None and guard._belongs_to_base(guard._normal(entry)):
             continue
         for name, version in distributions(os.path.abspath(entry)).items():
             if name in mine and version != mine[name]:
@@ -190,11 +191,6 @@ def _shadowing_hint(kernel: KernelInfo) -> str:
         return "kernelctl doctor --fix rewrites its env block with the venv first."
     return ("Put the venv's site-packages first in the kernel's PYTHONPATH, or recreate "
             "the kernel with kernelctl create (which does).")
-
-
-def _belongs_to_base(entry: str) -> bool:
-    return os.path.basename(os.path.normpath(entry)) in ("site-packages", "dist-packages") \
-        or entry.startswith("/user-environment")
 
 
 @check
@@ -259,8 +255,22 @@ def site_packages_of(venv: Path) -> Optional[Path]:
     return next(iter(sorted(venv.glob("lib/python*/site-packages"))), None)
 
 
-def _guarded(site: Path) -> bool:
-    return (site / f"{GUARD_MODULE}.pth").is_file()
+@lru_cache(maxsize=None)
+def _guard_of(site: Path):
+    """The venv's own path guard, loaded from its file, so doctor judges PYTHONPATH
+    entries by the very rule (and image roots) that venv applies; None without one."""
+    import importlib.util
+
+    path = site / f"{GUARD_MODULE}.py"
+    if not (site / f"{GUARD_MODULE}.pth").is_file() or not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"_kernelctl_guard_of_{abs(hash(site))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)  # its start-up hook is a no-op outside that venv
+    except Exception:  # a damaged guard file guards nothing
+        return None
+    return module
 
 
 def _pyvenv_cfg(venv: Path) -> dict:
