@@ -82,7 +82,7 @@ def _system_python(env: Mapping[str, str]) -> str:
 
 def _python_base(label: str, python: str, env: Mapping[str, str]) -> Base:
     path = Path(python).expanduser()
-    if not path.is_absolute() or not os.access(path, os.X_OK) or path.is_dir():
+    if not path.is_absolute() or not os.access(path, os.X_OK) or os.path.isdir(path):
         raise KernelctlError(
             f"'{python}' is not an executable file given by an absolute path",
             "Write --base python:/absolute/path/to/python3 (see `which python3`).",
@@ -170,7 +170,7 @@ def _pick_view(label, recipe, mounted) -> str:
             _start_hint(label, recipe.view),
         )
     for view in mounted.active_views:
-        if mounted.view_root(view) and (mounted.view_root(view) / "bin" / "python3").exists():
+        if mounted.view_root(view) and os.path.exists(mounted.view_root(view) / "bin" / "python3"):
             return view
     if mounted.active_views:
         return mounted.active_views[0]

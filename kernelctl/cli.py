@@ -7,13 +7,14 @@ Heavy modules (virtualenv, jupyter_client) are imported inside commands, so that
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from kernelctl import __version__
-from kernelctl.errors import Interrupted, KernelctlError
+from kernelctl.errors import Interrupted, KernelctlError, user_error_for
 from kernelctl.render import Renderer
 
 app = typer.Typer(
@@ -26,8 +27,9 @@ _state = {"debug": False}
 
 
 def kernelctl_home() -> Path:
-    default = Path.home() / ".local" / "share" / "kernelctl"
-    return Path(os.environ.get("KERNELCTL_HOME") or default)
+    from kernelctl.paths import kernelctl_home as home_of
+
+    return home_of(os.environ)
 
 
 def _version(value: bool) -> None:
@@ -126,8 +128,9 @@ def remove(
     if dry_run or not removals:
         return
     if not yes and not _run(renderer, lambda: renderer.confirm("Remove these?")):
+        renderer.declined("nothing was removed")
         raise typer.Exit(1)
-    _run(renderer, lambda: apply_removals(removals))
+    _run(renderer, lambda: apply_removals(removals, kernelctl_home()))
     renderer.removed(removals)
 
 
@@ -182,7 +185,8 @@ def doctor(
     deep: bool = typer.Option(False, "--deep", help="Also start each kernel and probe it."),
     fix: bool = typer.Option(False, "--fix", help="Apply the safe repairs found."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before fixing."),
-    timeout: float = typer.Option(60.0, "--timeout", help="Seconds for a kernel to start (--deep)."),
+    timeout: float = typer.Option(60.0, "--timeout", min=1.0,
+                                  help="Seconds for a kernel to start (--deep)."),
     as_json: bool = typer.Option(False, "--json", help="Print {ok, checks} as JSON."),
 ) -> None:
     """Find, explain and (with --fix) repair what breaks Jupyter kernels here."""
@@ -195,26 +199,41 @@ def doctor(
         return bool(fixes) and (yes or renderer.confirm("Apply these repairs?"))
 
     results = _run(renderer, lambda: examine(names or [], os.environ, deep, timeout,
-                                             approve if fix else None))
+                                             approve if fix else None, kernelctl_home()))
     renderer.doctor_report(results)
     if failed(results):
         raise typer.Exit(1)
 
 
 def _run(renderer: Renderer, action):
-    """Call the core; a user error becomes a message and an exit code, not a traceback."""
+    """Call the core; a user error becomes a message and an exit code, not a traceback.
+    So does a filesystem that is full, read-only or not the user's, wherever it hits."""
     try:
         return action()
-    except (KernelctlError, KeyboardInterrupt) as exc:
+    except (KernelctlError, KeyboardInterrupt, OSError) as exc:
+        error = _user_error(exc)
+        if error is None:
+            raise
         if _state["debug"]:
             import traceback
 
             traceback.print_exc()
-        error = exc if isinstance(exc, KernelctlError) else Interrupted(
-            "interrupted; nothing was left behind")
     renderer.error(error)
     raise typer.Exit(error.exit_code)
 
 
+def _user_error(exc: BaseException) -> Optional[KernelctlError]:
+    if isinstance(exc, KernelctlError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted("interrupted")
+    return user_error_for(exc, "working")  # type: ignore[arg-type]
+
+
 def main() -> None:
+    # Names from disk may hold anything (undecodable bytes, lone surrogates): show them
+    # escaped rather than fail to print them.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     app()

@@ -18,10 +18,12 @@ from kernelctl.kernelspec import (LAUNCHER, build_spec, check_kernel_name, insta
                                   ipykernel_logos, kernels_dir, launcher_script,
                                   make_room_for_kernel, stage_kernel)
 from kernelctl.model import KernelInfo
+from kernelctl.paths import check_writable, same_path
 from kernelctl.probe import probe
+from kernelctl.redact import redact
 from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_record
-from kernelctl.transaction import (Transaction, move_aside, name_lock, remove_path,
-                                    stop_signals_raise)
+from kernelctl.transaction import (Transaction, locks, make_dirs, move_aside, remove_path,
+                                    stop_signals_raise, sweep_leftovers)
 
 Progress = Callable[[str], None]
 
@@ -43,15 +45,21 @@ class CreateRequest:
 def create(request: CreateRequest, env: Mapping[str, str], home: Path,
            progress: Progress) -> KernelInfo:
     check_pip_inputs(request.requirement_files, request.find_links)
+    if request.name is not None:
+        check_kernel_name(request.name)
+    venv_root = _checked_venv_path(request.venv) if request.venv else None
     progress(f"Inspecting the base {request.base}")
     base = resolve_base(request.base, env)
-    name = check_kernel_name(request.name or base.default_kernel_name)
-    venv_root = Path(os.path.abspath(request.venv or home / "venvs" / name))
+    name = check_kernel_name(request.name if request.name is not None
+                             else base.default_kernel_name)
+    venv_root = venv_root or _checked_venv_path(home / "venvs" / name)
     kernel_dir = kernels_dir(request.prefix) / name
-    with stop_signals_raise(), name_lock(home, name), disk_errors("creating the kernel"), \
-            Transaction() as tx:
+    sweep_leftovers(home)
+    check_writable([home, kernel_dir.parent, venv_root.parent], "kernelctl create")
+    with stop_signals_raise(), locks(home, [name], [venv_root]), \
+            disk_errors("creating the kernel"), Transaction(home) as tx:
         make_room_for_kernel(kernel_dir, request.force, tx)
-        _make_room_for_venv(venv_root, request.force, tx)
+        _make_room_for_venv(venv_root, name, kernel_dir, request.force, env, tx)
         venv = _build_venv(venv_root, base, request, name, env, progress, tx)
         progress(f"Writing the kernel {name}")
         metadata = {**base.binding(), "venv": str(venv.root),
@@ -61,28 +69,40 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
         launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
                                    base.digest or "", *_explanations(request, base, name, venv))
         staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
-                              launcher)
+                              tx, launcher)
         install_staged(staged, kernel_dir, tx)
     return KernelInfo(name=name, display_name=spec["display_name"], language="python",
                       resource_dir=kernel_dir, managed=True, status="ok",
                       base=base.binding(), venv=venv.root)
 
 
-def _make_room_for_venv(venv_root: Path, force: bool, tx: Transaction) -> None:
-    if not venv_root.exists() and not venv_root.is_symlink():
+def _checked_venv_path(venv: Path) -> Path:
+    root = Path(os.path.abspath(os.path.expanduser(venv)))
+    if os.pathsep in str(root):
+        raise KernelctlError(f"the environment path {root} contains '{os.pathsep}'",
+                             f"'{os.pathsep}' separates PATH entries, so the environment's "
+                             "bin could never be put on PATH; choose a --venv without it.")
+    return root
+
+
+def _make_room_for_venv(venv_root: Path, name: str, kernel_dir: Path, force: bool,
+                        env: Mapping[str, str], tx: Transaction) -> None:
+    if not os.path.lexists(venv_root):
         return
-    if venv_root.is_dir() and not venv_root.is_symlink():
-        ours = read_record(venv_root) is not None
-        if not ours and (venv_root / INCOMPLETE_MARKER).exists():
+    if os.path.isdir(venv_root) and not os.path.islink(venv_root):
+        record = read_record(venv_root)
+        if record is None and os.path.exists(venv_root / INCOMPLETE_MARKER):
             remove_path(venv_root)  # left by a create that was killed (we hold its lock)
             return
-        if not any(venv_root.iterdir()):
+        if not any(os.scandir(venv_root)):
             venv_root.rmdir()
             tx.undo_with(lambda: venv_root.mkdir(exist_ok=True))
             return
-        if ours:
+        if record is not None:
+            _check_not_in_use(venv_root, record.kernel, name, kernel_dir, env)
             if not force:
-                raise NameTaken(f"the environment {venv_root} already exists",
+                raise NameTaken(f"the environment {venv_root} already exists (made by "
+                                f"kernelctl for the kernel '{record.kernel}')",
                                 "Pass --force to rebuild it, or choose another --name/--venv.")
             move_aside(venv_root, tx)
             return
@@ -92,10 +112,27 @@ def _make_room_for_venv(venv_root: Path, force: bool, tx: Transaction) -> None:
     )
 
 
+def _check_not_in_use(venv_root: Path, owner: str, name: str, kernel_dir: Path,
+                      env: Mapping[str, str]) -> None:
+    """--force rebuilds an environment only for the kernel it belongs to: rebuilding
+    another kernel's would silently take that kernel's packages away."""
+    from kernelctl.inventory import find_kernels
+
+    users = sorted({k.name for k in find_kernels(env, include_shadowed=True)
+                    if k.venv and same_path(k.venv, venv_root)
+                    and not same_path(k.resource_dir, kernel_dir)})
+    if users:  # none: the kernel it was made for is gone, the environment is free
+
+        raise KernelctlError(
+            f"the environment {venv_root} belongs to the kernel(s) {', '.join(users)}",
+            f"Choose another --venv, or remove {users[0]} first (kernelctl remove {users[0]}).")
+
+
 def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
                 env: Mapping[str, str], progress: Progress, tx: Transaction) -> "_BuiltVenv":
+    make_dirs(root.parent, tx)
     tx.undo_with(lambda: remove_path(root))
-    root.mkdir(parents=True)
+    root.mkdir()
     (root / INCOMPLETE_MARKER).write_text(f"{os.getpid()}\n")
     progress(f"Creating the environment {root}")
     venv = create_venv(root, base)
@@ -103,16 +140,16 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
     packages = [*base.packages, *request.packages]
     missing = [] if base.interpreter.ipykernel else ["ipykernel"]
     if packages or missing or request.requirement_files:
-        progress(f"Installing {', '.join(packages + missing) or 'requirements'} (pip)")
-    install_packages(venv, packages, request.requirement_files, pip_options(request.no_index, request.find_links), run_env,
-                     also=missing)
+        progress(f"Installing {redact(', '.join(packages + missing)) or 'requirements'} (pip)")
+    install_packages(venv, packages, request.requirement_files,
+                     pip_options(request.no_index, request.find_links), run_env, also=missing)
     checked = probe(venv.python, run_env)
-    if checked.ipykernel is None or Path(checked.prefix) != root:
+    if checked.ipykernel is None or not same_path(checked.prefix, root):
         raise KernelctlError(f"the new environment {root} cannot import ipykernel",
                              "Install ipykernel into the base or pass -p ipykernel.")
     write_record(root, EnvRecord(
         kernel=name, kernelctl_version=__version__, created=_now(), base=base.binding(),
-        packages=tuple(packages + missing),
+        packages=tuple(redact(p) for p in packages + missing),
         requirement_files=tuple(str(Path(r).absolute()) for r in request.requirement_files)))
     (root / INCOMPLETE_MARKER).unlink()
     return _BuiltVenv(venv.root, venv.python, venv.site_packages, checked.ipykernel)

@@ -83,11 +83,11 @@ def pip_options(no_index: bool, find_links: Sequence[str]) -> list:
 
 def check_pip_inputs(requirement_files: Sequence[Path], find_links: Sequence[str]) -> None:
     for requirements in requirement_files:
-        if not Path(requirements).is_file():
+        if not os.path.isfile(requirements):
             raise KernelctlError(f"requirements file {requirements} does not exist",
                                  "Pass an existing file to -r.")
     for link in find_links:
-        if "://" not in str(link) and not Path(link).exists():
+        if "://" not in str(link) and not os.path.exists(link):
             raise KernelctlError(f"--find-links {link} does not exist",
                                  "Pass a directory of wheels or a URL.")
 
@@ -104,7 +104,10 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
     """
     pip = [str(venv.python), "-m", "pip", "install", "--no-warn-script-location", *pip_options]
     requirements = [arg for path in requirement_files for arg in ("-r", str(path))]
-    pip_env = {**env, "PIP_DISABLE_PIP_VERSION_CHECK": env.get("PIP_DISABLE_PIP_VERSION_CHECK", "1")}
+    # PIP_REQUIRE_VIRTUALENV: should the venv's pyvenv.cfg vanish, its python is the base
+    # interpreter, and pip must refuse rather than install into the base.
+    pip_env = {**env, "PIP_DISABLE_PIP_VERSION_CHECK": env.get("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+               "PIP_REQUIRE_VIRTUALENV": "1"}
     hint = ("Check the package names and versions. Offline (compute nodes): use "
             "--no-index --find-links DIR with a directory of wheels.")
     if requested or requirement_files:

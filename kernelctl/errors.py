@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 
 class KernelctlError(Exception):
@@ -31,11 +31,7 @@ class Busy(KernelctlError):
 
 
 class CommandFailed(KernelctlError):
-    """A subprocess (pip, a probe, uenv) exited non-zero."""
-
-    def __init__(self, message: str, hint: str = "", output: str = "") -> None:
-        super().__init__(message, hint)
-        self.output = output
+    """A subprocess (pip, a probe, uenv) exited non-zero or did not finish in time."""
 
 
 class Interrupted(KernelctlError):
@@ -48,8 +44,14 @@ DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded", "File too large")
 DISK_FULL_HINT = (
     "The disk or your quota is full (HPC homes count bytes and files). "
-    "Check with `quota` or `df -h ~`, free some space, or put the environment on "
-    "a larger filesystem with --venv (e.g. under $PROJECT; avoid purged $SCRATCH)."
+    "Check with `quota` or `df -h ~` and `df -i ~`, free some space, or put the "
+    "environment on a larger filesystem with --venv (e.g. under $PROJECT; avoid purged "
+    "$SCRATCH)."
+)
+NOT_WRITABLE_HINT = (
+    "Choose a place you can write to: drop --prefix to install for yourself, or pass "
+    "--venv DIR on a writable filesystem; KERNELCTL_HOME and JUPYTER_DATA_DIR must be "
+    "writable too."
 )
 
 
@@ -57,12 +59,30 @@ def disk_full_error(what: str, detail: str) -> KernelctlError:
     return KernelctlError(f"ran out of disk space or quota while {what}: {detail}", DISK_FULL_HINT)
 
 
+def user_error_for(exc: OSError, what: str) -> Optional[KernelctlError]:
+    """The user's version of a filesystem error (full, read-only, not permitted), or None
+    for an error that is a bug. It names the destination of a copy, not its source."""
+    where = exc.filename2 or exc.filename
+    detail = f"{exc.strerror}: {where}" if where else str(exc.strerror or exc)
+    if exc.errno in DISK_FULL_ERRNOS:
+        return disk_full_error(what, detail)
+    if exc.errno == errno.EROFS:
+        return KernelctlError(f"{where or 'a filesystem'} is on a read-only filesystem "
+                              f"(while {what})", NOT_WRITABLE_HINT)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return KernelctlError(f"permission denied while {what}: {where or exc.strerror}",
+                              NOT_WRITABLE_HINT)
+    return None
+
+
 @contextmanager
 def disk_errors(what: str) -> Iterator[None]:
-    """Turn a full disk or quota (ENOSPC, EDQUOT, EFBIG) into a user error with the hint."""
+    """Turn a full disk or quota, a read-only filesystem or a denied write into a user
+    error with a hint that says what to do."""
     try:
         yield
     except OSError as exc:
-        if exc.errno in DISK_FULL_ERRNOS:
-            raise disk_full_error(what, f"{exc.strerror}: {exc.filename}") from exc
-        raise
+        error = user_error_for(exc, what)
+        if error is None:
+            raise
+        raise error from exc

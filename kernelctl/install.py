@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from kernelctl.environment import Venv, check_pip_inputs, install_packages, pip_options
-from kernelctl.errors import KernelctlError, disk_errors
+from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel
 from kernelctl.model import KernelInfo
 from kernelctl.record import read_record, write_record
-from kernelctl.transaction import name_lock, stop_signals_raise
+from kernelctl.redact import redact
+from kernelctl.transaction import locks, remove_path, stop_signals_raise, sweep_leftovers
 
 
 def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path],
@@ -21,23 +24,64 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
         raise KernelctlError("nothing to install", "Name packages, or pass -r FILE.")
     check_pip_inputs(requirement_files, find_links)
     kernel = _installable(find_kernel(name, env))
-    record = read_record(kernel.venv)
-    if record is None:
-        raise KernelctlError(f"{kernel.venv} has no kernelctl.toml record",
-                             f"Recreate it: kernelctl create --name {kernel.name} --force ...")
-    spec_env = {k: v.replace("$$", "$") for k, v in kernel.spec.get("env", {}).items()}
-    with stop_signals_raise(), name_lock(home, kernel.name), disk_errors("installing"):
-        progress(f"Installing {', '.join([*packages, *map(str, requirement_files)])} "
+    sweep_leftovers(home)
+    with stop_signals_raise(), locks(home, [kernel.name], [kernel.venv]), \
+            disk_errors("installing"):
+        # Checked under the lock: a `remove` that ran meanwhile took the venv away, and
+        # pip through a venv without pyvenv.cfg would write into the base interpreter.
+        kernel = _installable(find_kernel(name, env))
+        venv, record = _intact_venv(kernel)
+        spec_env = {k: v.replace("$$", "$") for k, v in kernel.spec.get("env", {}).items()}
+        progress(f"Installing {redact(', '.join([*packages, *map(str, requirement_files)]))} "
                  f"into {kernel.venv}")
-        install_packages(_venv(kernel), packages, requirement_files,
-                         pip_options(no_index, find_links), {**env, **spec_env})
+        with _pip_interruptible(venv):
+            install_packages(venv, packages, requirement_files,
+                             pip_options(no_index, find_links), {**env, **spec_env})
         write_record(kernel.venv, replace(
             record,
-            packages=tuple(dict.fromkeys([*record.packages, *packages])),
+            packages=tuple(dict.fromkeys([*record.packages, *map(redact, packages)])),
             requirement_files=tuple(dict.fromkeys(
                 [*record.requirement_files, *(str(Path(r).absolute()) for r in requirement_files)])),
         ))
     return kernel
+
+
+def _intact_venv(kernel: KernelInfo):
+    """The kernel's venv and record, if it is still whole and still this kernel's."""
+    venv = _venv(kernel)
+    record = read_record(kernel.venv)
+    broken = [str(p) for p in (kernel.venv / "pyvenv.cfg", venv.python) if not os.path.isfile(p)]
+    if record is None or record.kernel != kernel.name or broken:
+        why = f"{', '.join(broken)} missing" if broken else (
+            "it has no kernelctl.toml record" if record is None else
+            f"it belongs to the kernel '{record.kernel}'")
+        raise KernelctlError(f"the environment {kernel.venv} is not whole: {why}; nothing "
+                             "was installed",
+                             f"Recreate it: kernelctl create --name {kernel.name} --force ...")
+    return venv, record
+
+
+@contextmanager
+def _pip_interruptible(venv: Venv) -> Iterator[None]:
+    """On Ctrl-C pip rolls back the package it was replacing; the stash dirs (~name)
+    it leaves when stopped mid-way are removed, and the message says what stands."""
+    before = set(_stash_dirs(venv.site_packages))
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted) as exc:
+        for stash in set(_stash_dirs(venv.site_packages)) - before:
+            remove_path(stash)
+        reason = exc.message if isinstance(exc, Interrupted) else "interrupted"
+        raise Interrupted(f"{reason}: pip was stopped. Packages it had finished stay "
+                          "installed, the one under way was rolled back; run the same "
+                          "kernelctl install again to finish") from None
+
+
+def _stash_dirs(site_packages: Path) -> list:
+    try:
+        return [site_packages / n for n in os.listdir(site_packages) if n.startswith("~")]
+    except OSError:
+        return []
 
 
 def _installable(kernel: KernelInfo) -> KernelInfo:

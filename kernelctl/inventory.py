@@ -19,6 +19,7 @@ from kernelctl import uenv
 from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
 from kernelctl.model import METADATA_KEY, KernelInfo
+from kernelctl.paths import is_within, unreachable
 
 MAX_SPEC_BYTES = 1 << 20  # a kernel.json is a few hundred bytes; refuse to parse megabytes
 VALID_NAME = re.compile(r"^[a-z0-9._-]+$")
@@ -128,6 +129,8 @@ def read_spec(path: str):
         return None, "kernel.json is not UTF-8 text"
     except ValueError as exc:
         return None, f"kernel.json is not valid JSON ({exc})"
+    except RecursionError:
+        return None, "kernel.json is nested too deeply to be a kernelspec"
     why = _shape_problem(spec)
     return (None, why) if why else (spec, None)
 
@@ -138,13 +141,23 @@ def _shape_problem(spec) -> Optional[str]:
     argv = spec.get("argv")
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         return "kernel.json has no argv list of strings"
+    if any("\0" in a for a in argv):
+        return "kernel.json's argv has a NUL character"
     if not isinstance(spec.get("display_name"), str):
         return "kernel.json has no display_name string"
     env = spec.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         return "kernel.json's env is not a mapping of strings"
-    if not isinstance(spec.get("metadata", {}), dict):
+    metadata = spec.get("metadata", {})
+    if not isinstance(metadata, dict):
         return "kernel.json's metadata is not an object"
+    binding = metadata.get(METADATA_KEY)
+    if binding is not None and not isinstance(binding, dict):
+        return f"kernel.json's metadata.{METADATA_KEY} is not an object"
+    for key, value in (binding or {}).items():
+        # kernelctl writes only strings there; anything else was edited or damaged.
+        if value is not None and not (isinstance(value, str) and "\0" not in value):
+            return f"kernel.json's metadata.{METADATA_KEY}.{key} is not a string"
     return None
 
 
@@ -158,7 +171,7 @@ def _is_native(resource_dir: Path) -> bool:
     ipykernel's own python3: its bare `python` means "the server's Python" on purpose."""
     prefix = resource_dir.parent.parent.parent.parent
     return resource_dir.parent.match("share/jupyter/kernels") and any(
-        (prefix / "bin" / exe).exists() for exe in ("python3", "python"))
+        os.path.exists(prefix / "bin" / exe) for exe in ("python3", "python"))
 
 
 def judge(spec: dict, session: Session, resource_dir: Path):
@@ -169,9 +182,15 @@ def judge(spec: dict, session: Session, resource_dir: Path):
     if BARE_PYTHON.match(argv0):
         return "broken", (f"argv[0] is a bare '{argv0}': Jupyter would start the server's own "
                           "Python instead of this kernel's",)
+    relative = _relative_argv(spec["argv"])
+    if relative:
+        return "broken", (relative,)
     binding = binding_of(spec)
     venv = Path(binding["venv"]) if binding and binding.get("venv") else _venv_of(argv0)
-    if binding and venv and not venv.is_dir():
+    if binding and venv and not os.path.isdir(venv):
+        if unreachable(venv):
+            return "broken", (f"its environment {venv} cannot be reached: permission denied "
+                              "(another user's directory?)",)
         return "broken", (f"its environment {venv} was deleted",)
     if binding:
         mismatch = base_mismatch(binding, session)
@@ -186,6 +205,19 @@ def judge(spec: dict, session: Session, resource_dir: Path):
     if problems:
         return "broken", problems
     return ("ok" if binding else "unknown"), warnings
+
+
+def _relative_argv(argv: list) -> Optional[str]:
+    """A relative path in argv resolves against the server's working directory, which
+    is never the one it was written for (kernelctl's launcher, or `bin/python`)."""
+    launcher = argv[1] if argv[0] == "/bin/sh" and len(argv) > 1 else None
+    for part in (argv[0], launcher):
+        if part and "/" in part and not os.path.isabs(part):
+            return (f"its kernel.json names {part} by a relative path, which Jupyter "
+                    "resolves from wherever the server runs")
+    if launcher and launcher.endswith(".sh") and not os.path.isfile(launcher):
+        return f"its launcher {launcher} is missing"
+    return None
 
 
 def _launch_problems(argv0: str, venv: Optional[Path], session: Session) -> tuple:
@@ -236,13 +268,8 @@ def julia_problems(binding: dict, session: Session) -> tuple:
         f"its {what} {path} is on $SCRATCH, which is purged: the kernel will break when "
         "it is; reinstall then with `kernelctl julia --force`"
         for what, path in (("julia", julia), ("Julia depot", depot))
-        if scratch and path and _is_within(path, scratch))
+        if scratch and path and is_within(path, scratch))
     return (), warnings
-
-
-def _is_within(path: str, directory: str) -> bool:
-    path, directory = os.path.realpath(path), os.path.realpath(directory)
-    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 # Many kernels share an interpreter: ask the filesystem once per path.

@@ -24,7 +24,8 @@ from kernelctl.kernelspec import (check_kernel_name, install_staged, kernels_dir
                                   make_room_for_kernel)
 from kernelctl.model import METADATA_KEY, KernelInfo
 from kernelctl.proc import run
-from kernelctl.transaction import Transaction, name_lock, remove_path, stop_signals_raise
+from kernelctl.transaction import (Transaction, locks, remove_path, stop_signals_raise,
+                                    sweep_leftovers)
 
 PROBE = """# kernelctl:probe
 import Pkg
@@ -81,6 +82,8 @@ class JuliaInstall:
 
 def julia_kernels(request: JuliaRequest, env: Mapping[str, str], home: Path,
                   progress: Callable[[str], None]) -> list:
+    if request.name is not None:
+        check_kernel_name(request.name)
     threads, project = _checked_threads(request.threads), _project_option(request.project)
     nsys = _nsys(request.nsys, env)
     progress("Looking for julia")
@@ -93,12 +96,14 @@ def julia_kernels(request: JuliaRequest, env: Mapping[str, str], home: Path,
                "Compute nodes are often offline: run `kernelctl julia` once where the "
                "internet is reachable (a login node), then again here.")
         facts = _query(install.launcher, julia_env)
-    name = check_kernel_name(request.name or f"julia-{_major_minor(facts['version'])}")
+    name = check_kernel_name(request.name if request.name is not None
+                             else f"julia-{_major_minor(facts['version'])}")
     display = request.display_name or f"Julia {facts['version']}"
     kernels = kernels_dir(None)
     names = [name] + ([f"{name}-nsys"] if nsys else [])
-    with stop_signals_raise(), name_lock(home, name), disk_errors("writing the kernels"), \
-            Transaction() as tx:
+    sweep_leftovers(home)
+    with stop_signals_raise(), locks(home, names), disk_errors("writing the kernels"), \
+            Transaction(home) as tx:
         for kernel_name in names:
             make_room_for_kernel(kernels / kernel_name, request.force, tx)
         progress(f"Writing the kernel {name} with IJulia.installkernel")
@@ -136,7 +141,7 @@ def find_julia(julia: Optional[Path], env: Mapping[str, str]) -> JuliaInstall:
 
 def _given(julia: Path) -> Path:
     path = Path(os.path.abspath(os.path.expanduser(julia)))
-    if not os.access(path, os.X_OK) or path.is_dir():
+    if not os.access(path, os.X_OK) or os.path.isdir(path):
         raise KernelctlError(f"--julia {julia} is not an executable file", NO_JULIA_HINT)
     return path
 
@@ -157,7 +162,7 @@ def _image_of(launcher: Path, images: list):
 
 def _view_with_julia(images: list):
     for image in images:
-        views = sorted(image.meta.get("views", {}), key=lambda v: v != "jupyter")
+        views = sorted(image.views(), key=lambda v: v != "jupyter")
         for view in views:
             root = image.view_root(view)
             if root and os.access(root / "bin" / "julia", os.X_OK):
@@ -212,6 +217,7 @@ def _installkernel(install: JuliaInstall, name: str, display: str, project: str,
     """IJulia.installkernel into a staging data dir beside `kernels`; the written dir."""
     kernels.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".kernelctl-julia-", dir=kernels.parent))
+    tx.leftover(staging)
     tx.undo_with(lambda: remove_path(staging))
     tx.after_success(lambda: remove_path(staging))
     _julia(install.launcher, INSTALL_KERNEL, {
@@ -219,7 +225,7 @@ def _installkernel(install: JuliaInstall, name: str, display: str, project: str,
         "KERNELCTL_DISPLAY_NAME": display, "KERNELCTL_JULIA_OPTIONS": project,
     }, "IJulia.installkernel", "Check that IJulia loads: julia -e 'import IJulia'.")
     written = staging / "kernels" / name
-    if not (written / "kernel.json").is_file():
+    if not os.path.isfile(written / "kernel.json"):
         raise CommandFailed(f"IJulia.installkernel wrote no {written / 'kernel.json'}")
     return written
 
@@ -306,7 +312,7 @@ def _project_option(project: str) -> str:
     if project == "@.":
         return "--project=@."
     path = Path(project).expanduser().absolute()
-    if not path.is_dir():
+    if not os.path.isdir(path):
         raise KernelctlError(f"--project {project} is not a directory",
                              "Pass a Julia project directory, or @. (the notebook's own).")
     return f"--project={path}"

@@ -64,7 +64,7 @@ def _prefer_environment(env: Mapping[str, str]) -> bool:
 
 def _owned(path: str) -> bool:
     existing = Path(path).resolve()
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.exists(existing) and existing != existing.parent:
         existing = existing.parent
     try:
         return existing.stat().st_uid == os.geteuid()

@@ -14,34 +14,74 @@ from typing import Optional
 
 from kernelctl.errors import KernelctlError, NameTaken
 from kernelctl.model import METADATA_KEY
+from kernelctl.paths import new_dir_mode
 from kernelctl.transaction import Transaction, move_aside, remove_path
 
 # jupyter_client lower-cases names and accepts only these characters.
 KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
+# A file name holds 255 bytes; kernelctl adds prefixes and suffixes (".kernelctl-old-",
+# a pid) to names it moves aside or stages.
+MAX_NAME_LENGTH = 100
 LOGO_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
+LAUNCHER = "kernelctl-launch.sh"
+EXPLAINER = "kernelctl-explain.py"
+# What a kernelspec directory may hold; anything else means it is not only a kernelspec.
+KERNELSPEC_FILES = {"kernel.json", "kernel.js", "kernel.css", LAUNCHER, EXPLAINER, *LOGO_FILES}
 
 
 def check_kernel_name(name: str) -> str:
-    if not KERNEL_NAME_RE.match(name) or name.strip(".") == "" or name.startswith("."):
-        suggestion = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.") or "my-kernel"
+    suggestion = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.")[:MAX_NAME_LENGTH] \
+        or "my-kernel"
+    if len(name) > MAX_NAME_LENGTH:
+        raise KernelctlError(f"the kernel name is {len(name)} characters long; at most "
+                             f"{MAX_NAME_LENGTH} are allowed", f"Use a shorter --name, e.g. {suggestion}")
+    if not KERNEL_NAME_RE.match(name) or name.startswith((".", "-")):
         raise KernelctlError(
-            f"'{name}' is not a kernel name Jupyter accepts",
-            f"Use lower-case letters, digits, '.', '_' and '-', e.g. --name {suggestion}",
+            f"'{name}' is not a kernel name Jupyter accepts" if name else "the kernel name is empty",
+            "Use lower-case letters, digits, '.', '_' and '-', not starting with '.' or '-', "
+            f"e.g. --name {suggestion}",
         )
     return name
 
 
+def foreign_files(resource_dir: Path) -> list:
+    """What a kernel directory holds besides a kernelspec (someone's notes or data)."""
+    try:
+        return sorted(set(os.listdir(resource_dir)) - KERNELSPEC_FILES)
+    except OSError as exc:
+        raise KernelctlError(f"cannot read {resource_dir}: {exc.strerror}",
+                             "Check its permissions, or remove it yourself.") from exc
+
+
+def check_only_kernelspec(resource_dir: Path) -> None:
+    """Refuse to delete a directory holding more than a kernelspec."""
+    if os.path.islink(resource_dir) or not os.path.isdir(resource_dir):
+        return
+    extra = foreign_files(resource_dir)
+    if extra:
+        raise KernelctlError(
+            f"{resource_dir} holds files that are not part of a kernelspec ({', '.join(extra[:5])})",
+            "kernelctl will not delete them; move them away or remove the directory yourself.")
+
+
+def made_by_kernelctl(resource_dir: Path) -> bool:
+    """Whether a kernel directory's kernel.json carries kernelctl's metadata block."""
+    from kernelctl.inventory import binding_of, read_spec
+
+    spec, _ = read_spec(os.path.join(resource_dir, "kernel.json"))
+    return binding_of(spec) is not None
+
+
 def kernels_dir(prefix: Optional[Path]) -> Path:
-    """Where a new kernel goes: PREFIX/share/jupyter/kernels, or the user's data dir."""
+    """Where a new kernel goes: PREFIX/share/jupyter/kernels, or the user's data dir.
+    Absolute: kernel.json names its launcher by this path, and the server's cwd differs."""
     if prefix is not None:
-        return prefix / "share" / "jupyter" / "kernels"
+        return Path(os.path.abspath(os.path.expanduser(prefix))) / "share" / "jupyter" / "kernels"
     from jupyter_core.paths import jupyter_data_dir  # honours JUPYTER_DATA_DIR
 
-    return Path(jupyter_data_dir()) / "kernels"
+    return Path(os.path.abspath(jupyter_data_dir())) / "kernels"
 
 
-LAUNCHER = "kernelctl-launch.sh"
-EXPLAINER = "kernelctl-explain.py"
 LAUNCHER_TEMPLATE = """#!/bin/sh
 # Written by kernelctl; needs nothing of kernelctl. Starts this kernel's Python or, when
 # that cannot run in this session, a stand-in kernel that says why in the notebook
@@ -98,22 +138,25 @@ def _at_least(version: str, minimum: tuple) -> bool:
 
 
 def stage_kernel(kernels: Path, name: str, spec: dict, logo_dir: Optional[Path],
-                 launcher: str = "") -> Path:
+                 tx: Transaction, launcher: str = "") -> Path:
     """Write the kernel into a hidden temp dir beside `kernels`; install_staged moves it in.
 
-    The temp dir is outside `kernels` so Jupyter never lists a half-written kernel.
+    The temp dir is outside `kernels` so Jupyter never lists a half-written kernel, and
+    it goes on failure (a full disk halfway) and after a SIGKILL (the next run sweeps it).
     """
     kernels.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".kernelctl-{name}-", dir=kernels.parent))
+    tx.leftover(staging)
+    tx.undo_with(lambda: remove_path(staging))
+    staging.chmod(new_dir_mode())  # mkdtemp makes 0700; a --prefix kernel is shared
     (staging / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
     if launcher:
         (staging / LAUNCHER).write_text(launcher)
         explainer = resources.files("kernelctl").joinpath("resources", "kernelctl_explain.py")
         (staging / EXPLAINER).write_text(explainer.read_text())
     for logo in LOGO_FILES:
-        if logo_dir and (logo_dir / logo).is_file():
+        if logo_dir and os.path.isfile(logo_dir / logo):
             shutil.copyfile(logo_dir / logo, staging / logo)
-    staging.chmod(0o755)
     return staging
 
 
@@ -130,17 +173,23 @@ def ipykernel_logos(ipykernel_location: Optional[str]) -> Optional[Path]:
 
 
 def make_room_for_kernel(kernel_dir: Path, force: bool, tx: Transaction) -> None:
-    """An existing kernel of that name stays unless --force; then it is moved aside."""
-    if not (kernel_dir.exists() or kernel_dir.is_symlink()):
+    """An existing kernel of that name stays unless --force; then it is moved aside, and
+    only if kernelctl made it and it holds nothing but a kernelspec."""
+    if not os.path.lexists(kernel_dir):
         return
     if not force:
         raise NameTaken(f"a kernel named '{kernel_dir.name}' already exists at {kernel_dir}",
                         "Pass --force to replace it, or choose another --name.")
-    move_aside(kernel_dir, tx)
+    if os.path.islink(kernel_dir) or not made_by_kernelctl(kernel_dir):
+        raise KernelctlError(
+            f"the kernel '{kernel_dir.name}' at {kernel_dir} was not made by kernelctl; "
+            "--force replaces only kernelctl's own kernels",
+            f"Choose another --name, or remove it first (kernelctl remove {kernel_dir.name}).")
+    check_only_kernelspec(kernel_dir)
+    move_aside(kernel_dir, tx, beside=kernel_dir.parent.parent)
 
 
 def install_staged(staging: Path, kernel_dir: Path, tx: Transaction) -> None:
     """Move a staged kernel into place: the last step, so Jupyter sees all or nothing."""
-    tx.undo_with(lambda: remove_path(staging))
     os.rename(staging, kernel_dir)
     tx.undo_with(lambda: remove_path(kernel_dir))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -34,6 +35,12 @@ print(json.dumps({
 """
 
 
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+# A Python starts in well under a second; a uenv's on a cold parallel filesystem may take
+# tens of seconds. Past this, the "interpreter" is taken to hang.
+DEFAULT_TIMEOUT = 120.0
+
+
 @dataclass(frozen=True)
 class Interpreter:
     executable: str
@@ -61,14 +68,48 @@ class Interpreter:
 
 def probe(python: Path, env: Mapping[str, str]) -> Interpreter:
     """Run the probe with `python` under `env` (cwd `/`, so nothing local shadows)."""
+    timeout = _timeout(env)
     try:
-        out = run([python, "-c", PROBE_SOURCE], env=env, cwd=Path("/"),
+        out = run([python, "-c", PROBE_SOURCE], env=env, cwd=Path("/"), timeout=timeout,
                   what=f"inspecting the interpreter {python}")
-        data = json.loads(out)
-    except (CommandFailed, ValueError) as exc:
+    except CommandFailed as exc:
         raise KernelctlError(
-            f"{python} does not run as a Python interpreter",
+            f"{python} does not run as a Python interpreter: {exc.message.strip()}",
+            "Pass a working Python >= 3.9 with --base python:PATH. On a slow filesystem, "
+            f"allow more than {timeout:g} s with KERNELCTL_PROBE_TIMEOUT=SECONDS.",
+        ) from exc
+    try:
+        return _interpreter(json.loads(out.strip().splitlines()[-1] if out.strip() else ""))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise KernelctlError(
+            f"{python} does not run as a Python interpreter: its answer is wrong ({exc})",
             "Pass a working Python >= 3.9 with --base python:PATH.",
         ) from exc
-    data["path"] = tuple(data["path"])
-    return Interpreter(**data)
+
+
+def _timeout(env: Mapping[str, str]) -> float:
+    try:
+        value = float(env.get("KERNELCTL_PROBE_TIMEOUT") or DEFAULT_TIMEOUT)
+    except ValueError:
+        value = DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+def _interpreter(data) -> Interpreter:
+    """The probe's answer, checked field by field: a wrapper script or a broken
+    interpreter may print anything."""
+    if not isinstance(data, dict):
+        raise ValueError("its answer is not a JSON object")
+    for key in ("executable", "base_executable", "version", "prefix", "base_prefix"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"'{key}' is missing or not a string")
+    if not VERSION_RE.match(data["version"]):
+        raise ValueError(f"version {data['version']!r} is not MAJOR.MINOR.MICRO")
+    path = data.get("path")
+    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+        raise ValueError("'path' is not a list of strings")
+    for key in ("pip", "ipykernel"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ValueError(f"'{key}' is not a string")
+    known = {field.name: data.get(field.name) for field in fields(Interpreter)}
+    return Interpreter(**{**known, "path": tuple(path)})

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import shlex
+import signal
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from kernelctl.errors import DISK_FULL_MARKERS, CommandFailed, disk_full_error
+from kernelctl.redact import redact
 
 log = logging.getLogger("kernelctl")
 
 OUTPUT_TAIL_LINES = 25
+# After Ctrl-C: how long pip may take to roll back the package it was replacing.
+STOP_GRACE_SECONDS = 10.0
+PR_SET_PDEATHSIG = 1
 
 
 def run(
@@ -22,31 +30,85 @@ def run(
     what: str,
     hint: str = "",
     cwd: Optional[Path] = None,
+    timeout: Optional[float] = None,
 ) -> str:
     """Run `cmd`, return its stdout; on failure raise CommandFailed naming `what`.
 
     stderr is folded into the error, so the user sees pip's own words. A disk-full
-    failure gets the quota hint instead of a generic one.
+    failure gets the quota hint instead of a generic one. The child never outlives
+    kernelctl: it is stopped when kernelctl is interrupted, and killed by the kernel
+    (Linux) if kernelctl itself is killed.
     """
     argv = [str(part) for part in cmd]
-    log.debug("running: %s", shlex.join(argv))
+    log.debug("running: %s", redact(shlex.join(argv)))
     try:
-        # subprocess.run kills the child if we are interrupted while waiting.
-        done = subprocess.run(
+        process = subprocess.Popen(
             argv, env=dict(env) if env is not None else None, cwd=cwd,
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, errors="replace", preexec_fn=_die_with_parent_hook(),
         )
     except FileNotFoundError as exc:
         raise CommandFailed(f"{what} failed: {argv[0]} not found", hint) from exc
-    if done.returncode != 0:
-        output = (done.stdout + done.stderr).strip()
+    except OSError as exc:
+        raise CommandFailed(f"{what} failed: cannot run {argv[0]}: {exc.strerror}", hint) from exc
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise CommandFailed(f"{what} did not finish within {timeout:g} s and was stopped",
+                            hint) from None
+    except BaseException:  # Ctrl-C, or Interrupted from SIGTERM/SIGHUP
+        _stop(process)
+        raise
+    if process.returncode != 0:
+        output = redact((stdout + stderr).strip())
         if any(marker in output for marker in DISK_FULL_MARKERS):
             raise disk_full_error(what, _tail(output, 3))
         raise CommandFailed(
-            f"{what} failed (exit {done.returncode}):\n{_tail(output, OUTPUT_TAIL_LINES)}",
-            hint, output,
+            f"{what} failed (exit {process.returncode}):\n{_tail(output, OUTPUT_TAIL_LINES)}",
+            hint,
         )
-    return done.stdout
+    return stdout
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Let the child finish its own clean-up: a Ctrl-C at the terminal reached it too;
+    if it is still running a moment later, it gets a SIGINT of its own, then a SIGKILL."""
+    for stop_signal, wait in ((None, 1.0), (signal.SIGINT, STOP_GRACE_SECONDS)):
+        if stop_signal is not None:
+            process.send_signal(stop_signal)
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    process.kill()
+    process.wait()
+
+
+def _die_with_parent_hook():
+    """A preexec hook asking Linux to SIGKILL the child when kernelctl dies (even by
+    SIGKILL), so pip never goes on writing into an environment nobody watches.
+    Only while single-threaded: preexec hooks are unsafe in threaded programs."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return None
+    prctl = _libc_prctl()
+    if prctl is None:
+        return None
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_prctl_cache: list = []
+
+
+def _libc_prctl():
+    if not _prctl_cache:
+        try:
+            _prctl_cache.append(ctypes.CDLL("libc.so.6", use_errno=True).prctl)
+        except (OSError, AttributeError):
+            _prctl_cache.append(None)
+    return _prctl_cache[0]
 
 
 def _tail(text: str, lines: int) -> str:

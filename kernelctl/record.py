@@ -16,6 +16,7 @@ from typing import Optional
 import tomli_w
 
 from kernelctl.errors import KernelctlError
+from kernelctl.paths import new_file_mode
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,18 +56,45 @@ def read_record(venv: Path) -> Optional[EnvRecord]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise KernelctlError(f"the record {venv / RECORD_NAME} is unreadable: {exc}",
                              "Recreate the environment with `kernelctl create --force`.")
-    return _migrate(data)
+    try:
+        return _migrate(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KernelctlError(f"the record {venv / RECORD_NAME} is unreadable: {exc}",
+                             "Recreate the environment with `kernelctl create --force`.")
 
 
 def _migrate(data: dict) -> EnvRecord:
-    """Every format kernelctl ever wrote, read into today's EnvRecord."""
-    packages = data.get("packages", {})
+    """Every format kernelctl ever wrote, read into today's EnvRecord; a value of the
+    wrong type is a ValueError naming its key."""
+    if data.get("format", RECORD_FORMAT) != RECORD_FORMAT:
+        raise ValueError(f"format {data.get('format')!r} is newer than this kernelctl "
+                         f"understands ({RECORD_FORMAT})")
+    packages = _typed(data, "packages", dict, {})
     return EnvRecord(
-        kernel=data["kernel"], kernelctl_version=data["kernelctl_version"],
-        created=data["created"], base=dict(data.get("base", {})),
-        packages=tuple(packages.get("requested", ())),
-        requirement_files=tuple(packages.get("requirement_files", ())),
+        kernel=_typed(data, "kernel", str), kernelctl_version=_typed(data, "kernelctl_version", str, "?"),
+        created=_typed(data, "created", str, ""), base=dict(_typed(data, "base", dict, {})),
+        packages=_strings(packages, "requested"),
+        requirement_files=_strings(packages, "requirement_files"),
     )
+
+
+_MISSING = object()
+
+
+def _typed(data: dict, key: str, kind: type, default=_MISSING):
+    value = data.get(key, default)
+    if value is _MISSING:
+        raise ValueError(f"it has no '{key}'")
+    if not isinstance(value, kind):
+        raise ValueError(f"'{key}' is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _strings(data: dict, key: str) -> tuple:
+    values = _typed(data, key, list, [])
+    if not all(isinstance(v, str) for v in values):
+        raise ValueError(f"'{key}' is not a list of strings")
+    return tuple(values)
 
 
 def write_record(venv: Path, record: EnvRecord) -> None:
@@ -77,6 +105,13 @@ def write_atomically(target: Path, text: str) -> None:
     """Write to a temp file beside `target`, then rename: readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
+        # mkstemp makes 0600: keep the mode the file had (a kernel shared with --prefix
+        # stays readable for others), else what the umask gives a new file.
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except OSError:
+            mode = new_file_mode()
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)

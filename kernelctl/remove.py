@@ -1,21 +1,26 @@
-"""`kernelctl remove`: delete kernelspecs and the environments kernelctl made for them."""
+"""`kernelctl remove`: delete kernelspecs and the environments kernelctl made for them.
+
+The one removal path: `remove`, `remove --broken` and `doctor --fix` all plan with
+plan_removal and delete with apply_removals, under the same locks as create/install.
+Each kernel goes in two renames (its venv first: a kernel without its venv is listed
+as broken and removable, never stuck), then the deletion of what was moved aside.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel, find_kernels
-from kernelctl.kernelspec import EXPLAINER, LAUNCHER, LOGO_FILES
+from kernelctl.kernelspec import check_only_kernelspec
 from kernelctl.model import KernelInfo
+from kernelctl.paths import same_path
 from kernelctl.record import read_record
-
-# What a kernelspec directory may hold; anything else means it is not only a kernelspec.
-KERNELSPEC_FILES = {"kernel.json", "kernel.js", "kernel.css", LAUNCHER, EXPLAINER, *LOGO_FILES}
+from kernelctl.transaction import (Transaction, locks, move_aside, stop_signals_raise,
+                                    sweep_leftovers)
 
 
 @dataclass(frozen=True)
@@ -35,14 +40,60 @@ def plan_removals(names: Sequence[str], broken: bool, keep_venv: bool,
         chosen = [k for k in everything if k.managed and k.status == "broken"]
     else:
         chosen = _unique([find_kernel(_checked(name), env) for name in names])
-    return [_plan(kernel, everything, keep_venv) for kernel in chosen]
+    return [plan_removal(kernel, everything, keep_venv) for kernel in chosen]
 
 
-def apply_removals(removals: Sequence[Removal]) -> None:
+def plan_removal(kernel: KernelInfo, everything: list, keep_venv: bool = False) -> Removal:
+    """What removing `kernel` deletes; a KernelctlError when it must not be deleted."""
+    check_only_kernelspec(kernel.resource_dir)
+    venv = kernel.venv
+    if not kernel.managed or venv is None or not os.path.lexists(venv):
+        return Removal(kernel)
+    if keep_venv:
+        return Removal(kernel, venv_kept=f"kept {venv} (--keep-venv)")
+    why_not = _why_not_ours(kernel, venv, everything)
+    return Removal(kernel, venv_kept=why_not) if why_not else Removal(kernel, venv=venv)
+
+
+def apply_removals(removals: Sequence[Removal], home: Path) -> None:
+    sweep_leftovers(home)
+    done: list = []
     for removal in removals:
-        _delete(removal.kernel.resource_dir)  # first, so Jupyter stops offering it
+        try:
+            _apply(removal, home)
+        except Interrupted as exc:
+            if not done:
+                raise
+            raise Interrupted(f"{exc.message} to {removal.kernel.name}; already removed: "
+                              f"{', '.join(done)}") from exc
+        done.append(removal.kernel.name)
+
+
+def _apply(removal: Removal, home: Path) -> None:
+    kernel = removal.kernel
+    venvs = [removal.venv] if removal.venv else []
+    with stop_signals_raise(), locks(home, [kernel.name], venvs), \
+            disk_errors(f"removing {kernel.name}"), Transaction(home) as tx:
+        # Again under the lock: the directory may have changed since the plan was shown.
+        check_only_kernelspec(kernel.resource_dir)
         if removal.venv:
-            _delete(removal.venv)
+            _check_still_ours(kernel, removal.venv)
+        try:
+            if removal.venv:
+                move_aside(removal.venv, tx)
+            move_aside(kernel.resource_dir, tx, beside=kernel.resource_dir.parent.parent)
+        except PermissionError as exc:
+            raise KernelctlError(
+                f"cannot remove {exc.filename}: permission denied",
+                "It is a system-wide kernel or environment: ask the site's admins to remove it.",
+            ) from exc
+
+
+def _check_still_ours(kernel: KernelInfo, venv: Path) -> None:
+    record = _record(venv)
+    if record is None or record.kernel != kernel.name:
+        raise KernelctlError(f"{venv} changed since the removal was planned; it was not touched",
+                             f"Run kernelctl remove {kernel.name} again.")
 
 
 def _checked(name: str) -> str:
@@ -56,59 +107,23 @@ def _unique(kernels: list) -> list:
     return list({kernel.resource_dir: kernel for kernel in kernels}.values())
 
 
-def _plan(kernel: KernelInfo, everything: list, keep_venv: bool) -> Removal:
-    _check_is_kernelspec(kernel.resource_dir)
-    venv = kernel.venv
-    if not kernel.managed or venv is None or not (venv.exists() or venv.is_symlink()):
-        return Removal(kernel)
-    if keep_venv:
-        return Removal(kernel, venv_kept=f"kept {venv} (--keep-venv)")
-    why_not = _why_not_ours(kernel, venv, everything)
-    return Removal(kernel, venv_kept=why_not) if why_not else Removal(kernel, venv=venv)
+def _record(venv: Path):
+    try:
+        return read_record(venv)
+    except (KernelctlError, OSError):
+        return None
 
 
 def _why_not_ours(kernel: KernelInfo, venv: Path, everything: list) -> str:
-    if venv.is_symlink() or not venv.is_dir():
+    if os.path.islink(venv) or not os.path.isdir(venv):
         return f"kept {venv}: it is not a directory kernelctl made"
-    try:
-        record = read_record(venv)
-    except KernelctlError:
-        record = None
+    record = _record(venv)
     if record is None:
         return f"kept {venv}: it has no readable kernelctl.toml, so kernelctl did not make it"
     if record.kernel != kernel.name:
         return f"kept {venv}: it belongs to the kernel '{record.kernel}'"
-    sharing = sorted({k.name for k in everything
-                      if k.venv == venv and k.resource_dir != kernel.resource_dir})
+    sharing = sorted({k.name for k in everything if k.venv and same_path(k.venv, venv)
+                      and k.resource_dir != kernel.resource_dir})
     if sharing:
         return f"kept {venv}: the kernel(s) {', '.join(sharing)} use it too"
     return ""
-
-
-def _check_is_kernelspec(resource_dir: Path) -> None:
-    """Refuse to delete a directory holding more than a kernelspec (someone's data)."""
-    if resource_dir.is_symlink() or not resource_dir.is_dir():
-        return
-    try:
-        extra = sorted(set(os.listdir(resource_dir)) - KERNELSPEC_FILES)
-    except OSError as exc:
-        raise KernelctlError(f"cannot read {resource_dir}: {exc.strerror}",
-                             "Check its permissions, or remove it yourself.") from exc
-    if extra:
-        raise KernelctlError(
-            f"{resource_dir} holds files that are not part of a kernelspec ({', '.join(extra[:5])})",
-            "kernelctl will not delete them; move them away or remove the directory yourself.")
-
-
-def _delete(path: Path) -> None:
-    """Remove a kernelspec or environment; a symlink is removed, never followed."""
-    try:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        elif path.exists():
-            shutil.rmtree(path)
-    except PermissionError as exc:
-        raise KernelctlError(
-            f"cannot remove {path}: permission denied",
-            "It is a system-wide kernel or environment: ask the site's admins to remove it.",
-        ) from exc

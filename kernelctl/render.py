@@ -9,6 +9,7 @@ from typing import Optional, TextIO
 
 from kernelctl.errors import KernelctlError
 from kernelctl.model import JSON_FORMAT_VERSION, KernelInfo
+from kernelctl.redact import redact
 
 COLUMNS = (21, 26, 20, 9)  # fits an 80-column terminal with separators
 
@@ -69,7 +70,7 @@ class Renderer:
 
     def kernel_detail(self, kernel: KernelInfo, record: Optional[dict]) -> None:
         if self.as_json:
-            self._json({**kernel.to_json(), "spec": kernel.spec, "record": record})
+            self._json({**kernel.to_json(), "spec": kernel.spec, "record": _redacted(record)})
             return
         lines = [("name", kernel.name), ("display name", kernel.display_name),
                  ("status", kernel.status), ("language", kernel.language),
@@ -82,7 +83,7 @@ class Renderer:
         for problem in kernel.problems:
             self.out.write(f"problem:       {problem}\n")
         if record:
-            packages = ", ".join(record.get("packages", {}).get("requested", [])) or "-"
+            packages = redact(", ".join(record.get("packages", {}).get("requested", []))) or "-"
             self.out.write(f"packages:      {packages}\n")
         if kernel.spec is not None:
             self.out.write("kernel.json:\n" + json.dumps(kernel.spec, indent=2) + "\n")
@@ -99,6 +100,9 @@ class Renderer:
             if removal.venv_kept:
                 self.out.write(f"    {removal.venv_kept}\n")
 
+    def declined(self, what: str) -> None:
+        self.err.write(f"kernelctl: {what}.\n")
+
     def confirm(self, question: str) -> bool:
         if not sys.stdin.isatty():
             raise KernelctlError("refusing to ask for confirmation: stdin is not a terminal",
@@ -114,7 +118,7 @@ class Renderer:
         if self.as_json:
             self._json(kernel.to_json())
             return
-        self.out.write(f"Installed {', '.join(what)} into {kernel.venv} "
+        self.out.write(f"Installed {redact(', '.join(what))} into {kernel.venv} "
                        f"(kernel '{kernel.name}').\n"
                        "Restart the kernel in JupyterLab to import the new versions.\n")
 
@@ -179,3 +183,12 @@ def _base_label(kernel: KernelInfo) -> str:
     if not kernel.base:
         return "-"
     return str(kernel.base.get("label") or kernel.base.get("name") or "?")
+
+
+def _redacted(record: Optional[dict]) -> Optional[dict]:
+    """A record as stored, with credentials that older kernelctl versions kept removed."""
+    if not record:
+        return record
+    packages = record.get("packages", {})
+    requested = [redact(p) for p in packages.get("requested", [])]
+    return {**record, "packages": {**packages, "requested": requested}}

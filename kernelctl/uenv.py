@@ -1,4 +1,4 @@
-"""What a CSCS uenv session looks like from the inside (see docs/bases.md)."""
+"""What a CSCS uenv session looks like from the inside (see docs/create.md)."""
 
 from __future__ import annotations
 
@@ -55,19 +55,35 @@ class MountedUenv:
     active_views: tuple
     meta: dict
 
+    def views(self) -> dict:
+        views = self.meta.get("views")
+        return views if isinstance(views, dict) else {}
+
     def view(self, view: str) -> dict:
-        return self.meta.get("views", {}).get(view) or {}
+        found = self.views().get(view)
+        return found if isinstance(found, dict) else {}
 
     def view_root(self, view: str) -> Optional[Path]:
         root = self.view(view).get("root")
-        return Path(root) if root else None
+        return Path(root) if isinstance(root, str) and root else None
+
+    def _view_values(self, view: str, kind: str) -> dict:
+        """env.values.list or env.values.scalar of a view; {} where meta/env.json has
+        something else (a damaged or foreign file must not break list or create)."""
+        node = self.view(view)
+        for key in ("env", "values", kind):
+            node = node.get(key) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else {}
 
     def view_list_var(self, view: str, var: str) -> list:
         """The value a view gives a path-list variable, applying its ops in order."""
-        ops = self.view(view).get("env", {}).get("values", {}).get("list", {}).get(var, [])
+        ops = self._view_values(view, "list").get(var)
         value: list = []
-        for op in ops:
-            paths = [p for p in op.get("value", []) if p]
+        for op in ops if isinstance(ops, list) else ():
+            if not isinstance(op, dict):
+                continue
+            paths = op.get("value")
+            paths = [p for p in paths if isinstance(p, str) and p] if isinstance(paths, list) else []
             kind = op.get("op")
             if kind == "prepend":
                 value = paths + value
@@ -79,10 +95,8 @@ class MountedUenv:
                 value = []
         return value
 
-
     def view_scalar(self, view: str, var: str) -> Optional[str]:
-        scalars = self.view(view).get("env", {}).get("values", {}).get("scalar", {})
-        value = scalars.get(var)
+        value = self._view_values(view, "scalar").get(var)
         return value if isinstance(value, str) and value else None
 
     def view_value(self, view: str, var: str) -> Optional[str]:
@@ -109,7 +123,8 @@ def session_uenvs(env: Mapping[str, str]) -> list:
     for entry in filter(None, mount_list.split(",")):
         squashfs, _, mount = entry.rpartition(":")
         meta = _read_meta(Path(mount))
-        name = meta.get("name") or names_by_mount.get(mount) or Path(mount).name
+        name = meta.get("name") if isinstance(meta.get("name"), str) else None
+        name = name or names_by_mount.get(mount) or Path(mount).name
         digest = DIGEST_RE.search(squashfs)
         mounted.append(MountedUenv(
             name=name, mount=Path(mount), squashfs=squashfs,
@@ -120,10 +135,12 @@ def session_uenvs(env: Mapping[str, str]) -> list:
 
 
 def _read_meta(mount: Path) -> dict:
+    """meta/env.json of a mounted image; {} when missing, unreadable or not an object."""
     try:
-        return json.loads((mount / "meta" / "env.json").read_text())
-    except (OSError, ValueError):
+        meta = json.loads((mount / "meta" / "env.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def inspect(ref: str, env: Mapping[str, str]) -> dict:
@@ -134,7 +151,9 @@ def inspect(ref: str, env: Mapping[str, str]) -> dict:
     from kernelctl.proc import run  # subprocess costs start-up time `list` need not pay
 
     try:
-        return json.loads(run([uenv, "image", "inspect", "--json", ref], env=env,
-                              what="uenv image inspect"))
-    except (CommandFailed, ValueError):
+        info = json.loads(run([uenv, "image", "inspect", "--json", ref], env=env,
+                              what="uenv image inspect", timeout=60))
+    except (CommandFailed, ValueError, RecursionError):
         return {}
+    # Only string fields are used; anything else is as good as absent.
+    return {k: v for k, v in info.items() if isinstance(v, str)} if isinstance(info, dict) else {}

@@ -14,6 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,83 @@ def no_leaks():
     yield
     assert os.getcwd() == before_cwd, "test changed the working directory"
     assert environment() == before_env, "test leaked environment variables"
+
+
+class SlowIndex(BaseHTTPRequestHandler):
+    """A package index that never answers in time: pip hangs in a real download."""
+
+    asked = threading.Event()
+    release = threading.Event()
+
+    def do_GET(self):
+        SlowIndex.asked.set()
+        SlowIndex.release.wait(30)
+        self.send_error(503)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_index():
+    SlowIndex.asked.clear()
+    SlowIndex.release.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowIndex)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    SlowIndex.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+class Filesystems:
+    """Real small filesystems (tmpfs) for disk-full, no-inodes and read-only cases.
+
+    Mounting needs root, as in CI; elsewhere the tests that need it are skipped, and in
+    CI (CI=true) a failed mount fails them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.mounted = root, []
+
+    def mount(self, name: str, size: str = "16m", inodes: int = 10000,
+              read_only: bool = False, fill=None) -> Path:
+        target = self.root / name
+        target.mkdir(parents=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},nr_inodes={inodes}",
+                               "tmpfs", str(target)], capture_output=True, text=True)
+        if done.returncode != 0:
+            message = f"cannot mount a tmpfs (needs root): {done.stderr.strip()}"
+            pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+        self.mounted.append(target)
+        if fill:
+            fill(target)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True)
+        return target
+
+    def unmount_all(self) -> None:
+        for target in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+@pytest.fixture
+def filesystems(tmp_path):
+    mounts = Filesystems(tmp_path / "mnt")
+    yield mounts
+    mounts.unmount_all()
+
+
+# Root without the capabilities that let it ignore file permissions: it meets a
+# directory of another user as any user would (CI runs the tests as root).
+UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+OTHER_UID = 65534  # nobody
+
+
+@pytest.fixture(scope="session")
+def unprivileged() -> list:
+    done = subprocess.run([*UNPRIVILEGED, "true"], capture_output=True, text=True)
+    if os.geteuid() != 0 or done.returncode != 0:
+        message = f"cannot drop root's file capabilities with setpriv: {done.stderr.strip()}"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    return UNPRIVILEGED

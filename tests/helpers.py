@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 
-def kernelctl(*args, env: Optional[dict] = None, **kwargs) -> subprocess.CompletedProcess:
-    """`kernelctl ARGS` in a subprocess: real exit codes, real stdout/stderr, no tty."""
-    return subprocess.run([sys.executable, "-m", "kernelctl", *map(str, args)],
+def kernelctl(*args, env: Optional[dict] = None, prefix: Sequence[str] = (),
+              **kwargs) -> subprocess.CompletedProcess:
+    """`kernelctl ARGS` in a subprocess: real exit codes, real stdout/stderr, no tty.
+    `prefix` runs it under another command (setpriv, to drop privileges)."""
+    return subprocess.run([*prefix, sys.executable, "-m", "kernelctl", *map(str, args)],
                           env=env if env is not None else dict(os.environ),
                           capture_output=True, text=True, timeout=300, **kwargs)
 
@@ -90,3 +92,17 @@ def listed(*args, env: Optional[dict] = None) -> dict:
     assert done.returncode == 0, done.stderr
     kernels = json.loads(done.stdout)["kernels"]
     return {k["name"] if k["visible"] else f"{k['name']}@{k['resource_dir']}": k for k in kernels}
+
+
+def leftovers(home: Path) -> list:
+    """Everything create may write: venvs and kernelspecs (locks are expected)."""
+    places = [home / ".local/share/kernelctl/venvs", home / ".local/share/jupyter"]
+    return sorted(str(p) for place in places if place.exists() for p in place.rglob("*"))
+
+
+def assert_user_error(done: subprocess.CompletedProcess, *phrases: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "error:" in done.stderr and "hint:" in done.stderr
+    for phrase in phrases:
+        assert phrase in done.stderr, done.stderr

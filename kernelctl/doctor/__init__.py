@@ -8,6 +8,7 @@ docs/troubleshooting.md for every check and the messages users actually see.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 from kernelctl.errors import KernelctlError
@@ -47,6 +48,7 @@ class Context:
     shadowed: tuple  # same-named kernels hidden behind those
     deep: bool = False
     timeout: float = 60.0
+    home: Optional[Path] = None  # $KERNELCTL_HOME: repairs take kernelctl's locks there
 
 
 Check = Callable[[Context], Iterator[CheckResult]]
@@ -64,10 +66,10 @@ def kernel_result(kernel: KernelInfo, check_id: str, status: str, message: str,
 
 
 def examine(names: list, env: Mapping[str, str], deep: bool, timeout: float,
-            approve: Optional[Callable[[list], bool]]) -> list:
+            approve: Optional[Callable[[list], bool]], home: Optional[Path] = None) -> list:
     """Diagnose; with `approve`, offer the safe fixes found, apply the approved ones, and
     diagnose again so the report shows what is left."""
-    results = diagnose(names, env, deep, timeout)
+    results = diagnose(names, env, deep, timeout, home)
     if approve is None:
         return results
     fixes = [result.fix for result in results if result.fix]
@@ -80,11 +82,11 @@ def examine(names: list, env: Mapping[str, str], deep: bool, timeout: float,
             raise KernelctlError(f"could not {fix.description}: {exc.strerror}",
                                  "Check the permissions and free space there, then run "
                                  "kernelctl doctor --fix again.") from exc
-    return diagnose(names, env, deep, timeout)
+    return diagnose(names, env, deep, timeout, home)
 
 
 def diagnose(names: list, env: Mapping[str, str], deep: bool = False,
-             timeout: float = 60.0) -> list:
+             timeout: float = 60.0, home: Optional[Path] = None) -> list:
     from kernelctl.inventory import find_kernel, find_kernels, is_shadowed
 
     _load_checks()
@@ -96,7 +98,7 @@ def diagnose(names: list, env: Mapping[str, str], deep: bool = False,
         chosen = [k for k in everything if k.visible or not is_shadowed(k)]
     wanted = {k.name for k in chosen}
     shadowed = tuple(k for k in everything if is_shadowed(k) and k.name in wanted)
-    context = Context(env, Session.current(env), tuple(chosen), shadowed, deep, timeout)
+    context = Context(env, Session.current(env), tuple(chosen), shadowed, deep, timeout, home)
     return [result for function in CHECKS for result in function(context)]
 
 

@@ -11,8 +11,11 @@ from typing import Iterator, Optional
 from kernelctl.doctor import CheckResult, Context, Fix, check, kernel_result
 from kernelctl.environment import GUARD_MODULE
 from kernelctl.inventory import binding_of
+from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo
+from kernelctl.paths import kernelctl_home, missing
 from kernelctl.record import write_atomically
+from kernelctl.remove import apply_removals, plan_removal
 
 DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.(dist|egg)-info$")
 
@@ -30,7 +33,7 @@ def kernel_health(context: Context) -> Iterator[CheckResult]:
                                 f"{kernel.name} cannot run in this session: {kernel.problems[0]}",
                                 _start_with(kernel))
         else:
-            yield _broken(kernel)
+            yield _broken(kernel, context)
 
 
 def _healthy(kernel: KernelInfo) -> str:
@@ -48,25 +51,27 @@ def _start_with(kernel: KernelInfo) -> str:
             "Advanced options); or make a kernel for this session with kernelctl create.")
 
 
-def _broken(kernel: KernelInfo) -> CheckResult:
+def _broken(kernel: KernelInfo, context: Context) -> CheckResult:
     message = f"{kernel.name} will not start: {'; '.join(kernel.problems)}"
-    venv_gone = kernel.managed and kernel.venv is not None and not kernel.venv.exists()
-    if venv_gone:
-        fix = Fix(f"remove the kernel {kernel.name} (its environment {kernel.venv} is gone)",
-                  lambda: _remove_kernel(kernel))
+    venv_gone = kernel.managed and kernel.venv is not None and missing(kernel.venv)
+    if not venv_gone:
         return kernel_result(kernel, "kernel.health", "fail", message,
-                             f"Remove it (kernelctl remove {kernel.name}, or doctor --fix) or "
-                             f"recreate it (kernelctl create --name {kernel.name} --force ...).",
-                             fix)
+                             f"See kernelctl show {kernel.name}; recreate it, or remove it "
+                             f"(kernelctl remove {kernel.name}).")
+    recreate = f"recreate it (kernelctl create --name {kernel.name} --force ...)"
+    try:
+        # The one removal path, with remove's own safety checks (a kernel directory
+        # holding the user's files is never deleted).
+        removal = plan_removal(kernel, [])
+    except KernelctlError as refusal:
+        return kernel_result(kernel, "kernel.health", "fail", message,
+                             f"It cannot be removed safely: {refusal.message}. "
+                             f"{refusal.hint} Or {recreate}.")
+    fix = Fix(f"remove the kernel {kernel.name} (its environment {kernel.venv} is gone)",
+              lambda: apply_removals([removal], context.home or kernelctl_home(context.env)))
     return kernel_result(kernel, "kernel.health", "fail", message,
-                         f"See kernelctl show {kernel.name}; recreate it, or remove it "
-                         f"(kernelctl remove {kernel.name}).")
-
-
-def _remove_kernel(kernel: KernelInfo) -> None:
-    from kernelctl.remove import Removal, apply_removals
-
-    apply_removals([Removal(kernel)])
+                         f"Remove it (kernelctl remove {kernel.name}, or doctor --fix) or "
+                         f"{recreate}.", fix)
 
 
 @check
@@ -201,7 +206,7 @@ def ipykernel_importable(context: Context) -> Iterator[CheckResult]:
         places = import_places(kernel, context)
         if places is None:
             continue
-        if any((Path(place) / "ipykernel" / "__init__.py").is_file() for place in places):
+        if any(os.path.isfile(Path(place) / "ipykernel" / "__init__.py") for place in places):
             yield kernel_result(kernel, "kernel.ipykernel", "ok", "ipykernel is importable")
             continue
         yield kernel_result(
@@ -247,7 +252,7 @@ def kernel_venv(kernel: KernelInfo) -> Optional[Path]:
     if kernel.venv:
         return kernel.venv
     candidate = Path(kernel.spec["argv"][0]).parent.parent
-    return candidate if (candidate / "pyvenv.cfg").is_file() else None
+    return candidate if os.path.isfile(candidate / "pyvenv.cfg") else None
 
 
 @lru_cache(maxsize=None)
@@ -262,7 +267,7 @@ def _guard_of(site: Path):
     import importlib.util
 
     path = site / f"{GUARD_MODULE}.py"
-    if not (site / f"{GUARD_MODULE}.pth").is_file() or not path.is_file():
+    if not os.path.isfile(site / f"{GUARD_MODULE}.pth") or not os.path.isfile(path):
         return None
     spec = importlib.util.spec_from_file_location(f"_kernelctl_guard_of_{abs(hash(site))}", path)
     module = importlib.util.module_from_spec(spec)

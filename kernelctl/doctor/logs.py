@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Iterator
@@ -24,14 +25,20 @@ def server_log(context: Context) -> Iterator[CheckResult]:
         return
     candidates = [Path(context.env[var]) / name for var, name in (
         ("SCRATCH", f"jupyterhub_{job}.log"), ("HOME", f"slurm-{job}.out")) if context.env.get(var)]
-    log = next((path for path in candidates if path.is_file()), None)
+    log = next((path for path in candidates if os.path.isfile(path)), None)
     if log is None:
         yield CheckResult("logs.server", "warn",
                           f"no server log for job {job} at {' or '.join(map(str, candidates))}",
                           "Your site may keep it elsewhere; `scontrol show job $SLURM_JOB_ID` "
                           "shows StdOut.")
         return
-    errors = recent_kernel_errors(log)
+    try:
+        errors = recent_kernel_errors(log)
+    except OSError as exc:
+        yield CheckResult("logs.server", "warn",
+                          f"the server log {log} cannot be read: {exc.strerror}",
+                          f"Check its permissions (ls -l {log}).")
+        return
     if errors:
         shown = "\n  ".join(errors)
         yield CheckResult("logs.server", "warn",

@@ -19,7 +19,7 @@ def torchrun(context: Context) -> Iterator[CheckResult]:
     for kernel in python_kernels(context):
         venv = kernel_venv(kernel)
         site = site_packages_of(venv) if venv else None
-        if site is None or not (site / "torch").is_dir():
+        if site is None or not os.path.isdir(site / "torch"):
             continue
         path = unescaped(kernel.spec.get("env") or {}).get("PATH", context.env.get("PATH", ""))
         found = shutil.which("torchrun", path=path)

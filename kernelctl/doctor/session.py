@@ -48,14 +48,14 @@ def container_name(env: Mapping[str, str]) -> Optional[str]:
 def kernel_dirs_writable(context: Context) -> Iterator[CheckResult]:
     kernels = Path(data_dir(context.env)) / "kernels"
     existing = kernels
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.exists(existing) and existing != existing.parent:
         existing = existing.parent
-    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+    if os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK):
         yield CheckResult("session.kernel-dirs", "ok", f"new kernels can be written to {kernels}")
         return
     yield CheckResult(
         "session.kernel-dirs", "fail",
         f"Jupyter's kernel directory {kernels} cannot be written ({existing} is "
-        f"{'not a directory' if not existing.is_dir() else 'read-only'})",
+        f"{'not a directory' if not os.path.isdir(existing) else 'read-only'})",
         "Fix the permissions of that directory, free quota, or point JUPYTER_DATA_DIR at a "
         "writable place (kernelctl create --prefix DIR also works).")

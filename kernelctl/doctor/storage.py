@@ -88,9 +88,9 @@ def scratch_link(context: Context) -> Iterator[CheckResult]:
         yield CheckResult("storage.scratch-link", "ok", "no $SCRATCH in this session")
         return
     link = Path(home) / "scratch"
-    if link.is_symlink() and os.path.realpath(link) == os.path.realpath(scratch):
+    if os.path.islink(link) and os.path.realpath(link) == os.path.realpath(scratch):
         yield CheckResult("storage.scratch-link", "ok", f"{link} leads to $SCRATCH")
-    elif link.exists() or link.is_symlink():
+    elif os.path.lexists(link):
         yield CheckResult("storage.scratch-link", "warn",
                           f"{link} exists but is not a link to $SCRATCH ({scratch})",
                           "JupyterLab's file browser cannot go above $HOME; move that away "
