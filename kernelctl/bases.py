@@ -12,6 +12,7 @@ from typing import Mapping, Optional
 
 from kernelctl import recipes, uenv
 from kernelctl.errors import BaseNotActive, KernelctlError
+from kernelctl.paths import is_within, path_list
 from kernelctl.probe import Interpreter, probe
 
 BASE_FORMS = "a recipe name (e.g. prgenv-gnu), uenv:NAME[/VERSION][:TAG], python:PATH or system"
@@ -95,7 +96,7 @@ def _python_base(label: str, python: str, env: Mapping[str, str]) -> Base:
     # sys.executable, not `path`: a pyenv or conda shim is a script, not the interpreter.
     return Base(kind="python", name="system" if label == "system" else "python",
                 label=label, python=interpreter.executable, interpreter=interpreter,
-                pythonpath=tuple(_entries(env.get("PYTHONPATH", ""))))
+                pythonpath=tuple(path_list(env.get("PYTHONPATH", ""))))
 
 
 def _uenv_base(label: uenv.UenvLabel, recipe: Optional[recipes.Recipe],
@@ -113,8 +114,8 @@ def _uenv_base(label: uenv.UenvLabel, recipe: Optional[recipes.Recipe],
             "session started on that view.",
         )
     pythonpath = mounted.view_list_var(view, "PYTHONPATH") or [
-        entry for entry in _entries(env.get("PYTHONPATH", ""))
-        if _is_under(entry, mounted.mount)]
+        entry for entry in path_list(env.get("PYTHONPATH", ""))
+        if is_within(entry, mounted.mount)]
     version = image.get("version") or label.version
     tag = image.get("tag") or label.tag
     return Base(
@@ -186,15 +187,3 @@ def _checked_probe(python: Path, env: Mapping[str, str]) -> Interpreter:
             "Choose a newer base (another uenv version, module or interpreter).",
         )
     return interpreter
-
-
-def _entries(path_list: str) -> list:
-    return [entry for entry in path_list.split(os.pathsep) if entry]
-
-
-def _is_under(entry: str, root: Path) -> bool:
-    try:
-        Path(entry).resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False

@@ -11,7 +11,7 @@ from typing import Callable, Mapping, Optional
 
 from kernelctl import __version__
 from kernelctl.bases import Base, resolve_base
-from kernelctl.environment import (Venv, check_pip_inputs, create_venv, install_packages,
+from kernelctl.environment import (check_pip_inputs, create_venv, install_packages,
                                    kernel_env, pip_options)
 from kernelctl.errors import KernelctlError, NameTaken, disk_errors
 from kernelctl.kernelspec import (LAUNCHER, build_spec, check_kernel_name, install_staged,
@@ -24,6 +24,7 @@ from kernelctl.redact import redact
 from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_record
 from kernelctl.transaction import (Transaction, locks, make_dirs, move_aside, remove_path,
                                     stop_signals_raise, sweep_leftovers)
+from kernelctl.venvs import Venv
 
 Progress = Callable[[str], None]
 
@@ -71,7 +72,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
         staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
                               tx, launcher)
         install_staged(staged, kernel_dir, tx)
-    return KernelInfo(name=name, display_name=spec["display_name"], language="python",
+    return KernelInfo(name=name, display_name=spec.display_name, language="python",
                       resource_dir=kernel_dir, managed=True, status="ok",
                       base=base.binding(), venv=venv.root)
 

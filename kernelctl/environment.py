@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -11,6 +10,7 @@ from typing import Mapping, Sequence
 from kernelctl.bases import Base
 from kernelctl.errors import KernelctlError
 from kernelctl.proc import run
+from kernelctl.venvs import Venv
 
 GUARD_MODULE = "kernelctl_guard"
 PIP_SHIM = """#!{python}
@@ -21,17 +21,6 @@ from pip._internal.cli.main import main
 if __name__ == "__main__":
     sys.exit(main())
 """
-
-
-@dataclass(frozen=True)
-class Venv:
-    root: Path
-    python: Path
-    site_packages: Path
-
-    @property
-    def bin(self) -> Path:
-        return self.python.parent
 
 
 def create_venv(root: Path, base: Base) -> Venv:
@@ -121,7 +110,7 @@ def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Path) ->
     """The env block of kernel.json: absolute values only, venv first, no empty entries.
 
     Values are frozen now rather than written as ${PATH}: jupyter_client leaves an unset
-    variable as literal text. kernelspec.build_spec escapes `$` for jupyter_client.
+    variable as literal text. KernelSpec escapes `$` for jupyter_client.
     """
     path = _unique([str(venv.bin)] + [p for p in env.get("PATH", "").split(os.pathsep)
                                       if p and Path(p) != own_bin])

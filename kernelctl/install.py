@@ -8,13 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-from kernelctl.environment import Venv, check_pip_inputs, install_packages, pip_options
+from kernelctl.environment import check_pip_inputs, install_packages, pip_options
 from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel
 from kernelctl.model import KernelInfo
 from kernelctl.record import read_record, write_record
 from kernelctl.redact import redact
 from kernelctl.transaction import locks, remove_path, stop_signals_raise, sweep_leftovers
+from kernelctl.venvs import Venv, open_venv
 
 
 def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path],
@@ -31,7 +32,7 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
         # pip through a venv without pyvenv.cfg would write into the base interpreter.
         kernel = _installable(find_kernel(name, env))
         venv, record = _intact_venv(kernel)
-        spec_env = {k: v.replace("$$", "$") for k, v in kernel.spec.get("env", {}).items()}
+        spec_env = kernel.spec.values()
         progress(f"Installing {redact(', '.join([*packages, *map(str, requirement_files)]))} "
                  f"into {kernel.venv}")
         with _pip_interruptible(venv):
@@ -102,9 +103,8 @@ def _installable(kernel: KernelInfo) -> KernelInfo:
 
 
 def _venv(kernel: KernelInfo) -> Venv:
-    site_packages = next(iter(sorted(kernel.venv.glob("lib/python*/site-packages"))), None)
-    if site_packages is None:
-        raise KernelctlError(f"{kernel.venv} has no site-packages directory",
+    venv = open_venv(kernel.venv)
+    if venv is None:
+        raise KernelctlError(f"{kernel.venv} has no pyvenv.cfg or site-packages directory",
                              f"Recreate it: kernelctl create --name {kernel.name} --force ...")
-    return Venv(root=kernel.venv, python=kernel.venv / "bin" / "python",
-                site_packages=site_packages)
+    return venv

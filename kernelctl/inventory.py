@@ -18,11 +18,11 @@ from typing import Mapping, Optional
 from kernelctl import uenv
 from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
-from kernelctl.model import METADATA_KEY, KernelInfo
+from kernelctl.model import KERNEL_NAME_RE, KernelInfo, KernelSpec
 from kernelctl.paths import is_within, unreachable
+from kernelctl.venvs import home_of, venv_of
 
 MAX_SPEC_BYTES = 1 << 20  # a kernel.json is a few hundred bytes; refuse to parse megabytes
-VALID_NAME = re.compile(r"^[a-z0-9._-]+$")
 BARE_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 SHADOWED_BY = "shadowed by the kernel of the same name in"
 
@@ -46,7 +46,7 @@ def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list
     winners: dict = {}
     found = []
     for directory in kernel_dirs(env):
-        for entry in _entries(directory):
+        for entry in _directory_entries(directory):
             kernel = inspect_kernel(entry, session)
             if kernel is None:
                 continue
@@ -70,7 +70,7 @@ def find_kernel(name: str, env: Mapping[str, str]) -> KernelInfo:
     return next((k for k in candidates if k.visible), candidates[0])
 
 
-def _entries(directory: Path) -> list:
+def _directory_entries(directory: Path) -> list:
     """The entries of a kernels directory, by name, as paths."""
     try:
         with os.scandir(directory) as entries:
@@ -101,7 +101,7 @@ def inspect_kernel(resource_dir: Path, session: Session) -> Optional[KernelInfo]
     spec, problem = read_spec(os.path.join(resource_dir, "kernel.json"))
     if problem is _NO_SPEC:
         return _ignored(resource_dir, "the directory has no kernel.json")
-    if not VALID_NAME.match(resource_dir.name.lower()):
+    if not KERNEL_NAME_RE.match(resource_dir.name.lower()):
         return _ignored(resource_dir, f"the name '{resource_dir.name}' has characters Jupyter "
                                       "does not accept (only a-z 0-9 . _ -)")
     if spec is None:
@@ -114,56 +114,30 @@ _NO_SPEC = "no kernel.json"
 
 
 def read_spec(path: str):
-    """(spec, None) for a usable kernel.json, (None, why) for anything else."""
+    """(KernelSpec, None) for a usable kernel.json, (None, why) for anything else."""
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > MAX_SPEC_BYTES:
                 return None, f"kernel.json is {size} bytes, too big to be a kernelspec"
-            spec = json.loads(handle.read().decode("utf-8"))
+            data = json.loads(handle.read().decode("utf-8"))
+        return KernelSpec.from_dict(data), None
     except (FileNotFoundError, IsADirectoryError):
         return None, _NO_SPEC
     except OSError as exc:
         return None, f"kernel.json cannot be read: {exc.strerror}"
     except UnicodeDecodeError:
         return None, "kernel.json is not UTF-8 text"
-    except ValueError as exc:
-        return None, f"kernel.json is not valid JSON ({exc})"
     except RecursionError:
         return None, "kernel.json is nested too deeply to be a kernelspec"
-    why = _shape_problem(spec)
-    return (None, why) if why else (spec, None)
+    except ValueError as exc:  # JSON syntax, or KernelSpec's own word on its shape
+        message = str(exc)
+        return None, message if message.startswith("kernel.json") else \
+            f"kernel.json is not valid JSON ({message})"
 
 
-def _shape_problem(spec) -> Optional[str]:
-    if not isinstance(spec, dict):
-        return "kernel.json is not a JSON object"
-    argv = spec.get("argv")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        return "kernel.json has no argv list of strings"
-    if any("\0" in a for a in argv):
-        return "kernel.json's argv has a NUL character"
-    if not isinstance(spec.get("display_name"), str):
-        return "kernel.json has no display_name string"
-    env = spec.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        return "kernel.json's env is not a mapping of strings"
-    metadata = spec.get("metadata", {})
-    if not isinstance(metadata, dict):
-        return "kernel.json's metadata is not an object"
-    binding = metadata.get(METADATA_KEY)
-    if binding is not None and not isinstance(binding, dict):
-        return f"kernel.json's metadata.{METADATA_KEY} is not an object"
-    for key, value in (binding or {}).items():
-        # kernelctl writes only strings there; anything else was edited or damaged.
-        if value is not None and not (isinstance(value, str) and "\0" not in value):
-            return f"kernel.json's metadata.{METADATA_KEY}.{key} is not a string"
-    return None
-
-
-def binding_of(spec: Optional[dict]) -> Optional[dict]:
-    binding = ((spec or {}).get("metadata") or {}).get(METADATA_KEY)
-    return binding if isinstance(binding, dict) else None
+def binding_of(spec: Optional[KernelSpec]) -> Optional[dict]:
+    return spec.binding if spec is not None else None
 
 
 def _is_native(resource_dir: Path) -> bool:
@@ -174,19 +148,19 @@ def _is_native(resource_dir: Path) -> bool:
         os.path.exists(prefix / "bin" / exe) for exe in ("python3", "python"))
 
 
-def judge(spec: dict, session: Session, resource_dir: Path):
+def judge(spec: KernelSpec, session: Session, resource_dir: Path):
     """(status, problems) for a parsed kernelspec; see docs/json.md for the statuses."""
-    argv0 = spec["argv"][0]
+    argv0 = spec.argv[0]
     if BARE_PYTHON.match(argv0) and _is_native(resource_dir):
         return "unknown", ()
     if BARE_PYTHON.match(argv0):
         return "broken", (f"argv[0] is a bare '{argv0}': Jupyter would start the server's own "
                           "Python instead of this kernel's",)
-    relative = _relative_argv(spec["argv"])
+    relative = _relative_argv(spec.argv)
     if relative:
         return "broken", (relative,)
-    binding = binding_of(spec)
-    venv = Path(binding["venv"]) if binding and binding.get("venv") else _venv_of(argv0)
+    binding = spec.binding
+    venv = Path(binding["venv"]) if binding and binding.get("venv") else venv_of(argv0)
     if binding and venv and not os.path.isdir(venv):
         if unreachable(venv):
             return "broken", (f"its environment {venv} cannot be reached: permission denied "
@@ -207,7 +181,7 @@ def judge(spec: dict, session: Session, resource_dir: Path):
     return ("ok" if binding else "unknown"), warnings
 
 
-def _relative_argv(argv: list) -> Optional[str]:
+def _relative_argv(argv: tuple) -> Optional[str]:
     """A relative path in argv resolves against the server's working directory, which
     is never the one it was written for (kernelctl's launcher, or `bin/python`)."""
     launcher = argv[1] if argv[0] == "/bin/sh" and len(argv) > 1 else None
@@ -227,7 +201,7 @@ def _launch_problems(argv0: str, venv: Optional[Path], session: Session) -> tupl
         return ()
     if not _executable(argv0):
         return (f"its interpreter {argv0} is missing",)
-    home = _venv_home(venv) if venv else None
+    home = home_of(venv) if venv else None
     if home and not os.path.isdir(home):
         return (f"the Python its environment was made from ({home}) is gone",)
     return ()
@@ -278,25 +252,7 @@ def _executable(path: str) -> bool:
     return os.access(path, os.X_OK)
 
 
-@lru_cache(maxsize=None)
-def _venv_of(argv0: str) -> Optional[Path]:
-    candidate = os.path.dirname(os.path.dirname(argv0))
-    return Path(candidate) if os.path.isfile(os.path.join(candidate, "pyvenv.cfg")) else None
-
-
-@lru_cache(maxsize=None)
-def _venv_home(venv: Path) -> Optional[str]:
-    try:
-        for line in (venv / "pyvenv.cfg").read_text(errors="replace").splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "home":
-                return value.strip()
-    except OSError:
-        return None
-    return None
-
-
-def _kernel(resource_dir: Path, spec: Optional[dict], status: str, problems: tuple,
+def _kernel(resource_dir: Path, spec: Optional[KernelSpec], status: str, problems: tuple,
             visible: bool = True) -> KernelInfo:
     binding = binding_of(spec)
     base = {k: v for k, v in binding.items() if k not in ("venv", "kernelctl_version",
@@ -304,8 +260,8 @@ def _kernel(resource_dir: Path, spec: Optional[dict], status: str, problems: tup
     venv = binding.get("venv") if binding else None
     return KernelInfo(
         name=resource_dir.name.lower(),
-        display_name=spec["display_name"] if spec else resource_dir.name,
-        language=str(spec.get("language", "")) if spec else "",
+        display_name=spec.display_name if spec else resource_dir.name,
+        language=spec.language if spec else "",
         resource_dir=resource_dir, managed=binding is not None, status=status,
         problems=problems, base=base, venv=Path(venv) if venv else None,
         visible=visible, spec=spec,

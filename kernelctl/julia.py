@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping, Optional
@@ -22,7 +22,7 @@ from kernelctl import __version__, uenv
 from kernelctl.errors import CommandFailed, KernelctlError, disk_errors
 from kernelctl.kernelspec import (check_kernel_name, install_staged, kernels_dir,
                                   make_room_for_kernel)
-from kernelctl.model import METADATA_KEY, KernelInfo
+from kernelctl.model import KernelInfo, KernelSpec
 from kernelctl.proc import run
 from kernelctl.transaction import (Transaction, locks, remove_path, stop_signals_raise,
                                     sweep_leftovers)
@@ -108,8 +108,9 @@ def julia_kernels(request: JuliaRequest, env: Mapping[str, str], home: Path,
             make_room_for_kernel(kernels / kernel_name, request.force, tx)
         progress(f"Writing the kernel {name} with IJulia.installkernel")
         staged = _installkernel(install, name, display, project, julia_env, kernels, tx)
-        spec = _robust_spec(json.loads((staged / "kernel.json").read_text()), install, env,
-                            threads, _metadata(install, facts, project, threads, env))
+        written = _written_spec(staged / "kernel.json")
+        spec = _robust_spec(written, install, env, threads,
+                            _metadata(install, facts, project, threads, env))
         specs = [(staged, spec)]
         if nsys:
             nsys_dir = staged.with_name(staged.name + "-nsys")
@@ -230,37 +231,41 @@ def _installkernel(install: JuliaInstall, name: str, display: str, project: str,
     return written
 
 
-def _robust_spec(spec: dict, install: JuliaInstall, env: Mapping[str, str],
-                 threads: Optional[str], metadata: dict) -> dict:
+def _written_spec(path: Path) -> KernelSpec:
+    try:
+        return KernelSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, RecursionError) as exc:
+        raise CommandFailed(f"IJulia.installkernel wrote an unusable {path}: {exc}") from exc
+
+
+def _robust_spec(spec: KernelSpec, install: JuliaInstall, env: Mapping[str, str],
+                 threads: Optional[str], metadata: dict) -> KernelSpec:
     """Run the stable launcher (IJulia wrote Sys.BINDIR's julia, which updates and purges
     remove) with the environment julia needs written in, whatever the server has."""
-    kernel_env = dict(spec.get("env") or {})
-    kernel_env.update(install.env)
+    kernel_env = {**spec.values(), **install.env}
     if threads:
         kernel_env["JULIA_NUM_THREADS"] = threads
     path = [str(install.launcher.parent)] + [p for p in env.get("PATH", "").split(os.pathsep) if p]
     kernel_env["PATH"] = os.pathsep.join(dict.fromkeys(path))
-    return {**spec, "argv": [str(install.launcher), *spec["argv"][1:]],
-            "env": {k: v.replace("$", "$$") for k, v in kernel_env.items()},
-            "metadata": {**(spec.get("metadata") or {}), METADATA_KEY: metadata}}
+    return replace(spec, argv=(str(install.launcher), *spec.argv[1:])) \
+        .with_values(kernel_env).with_binding(metadata)
 
 
-def _nsys_spec(spec: dict, nsys: Path, display: str, custom_display: Optional[str]) -> dict:
+def _nsys_spec(spec: KernelSpec, nsys: Path, display: str,
+               custom_display: Optional[str]) -> KernelSpec:
     """The same kernel run under `nsys launch`; CUDA.jl's profiler finds nsys by JULIA_CUDA_NSYS."""
     shown = f"{custom_display} (Nsight Systems)" if custom_display else \
         f"{display} (Nsight Systems)"
-    metadata = {**spec["metadata"][METADATA_KEY], "nsys": str(nsys)}
-    return {**spec, "display_name": shown,
-            "argv": [str(nsys), "launch", "--trace=cuda", *spec["argv"]],
-            "env": {**spec["env"], "JULIA_CUDA_NSYS": str(nsys).replace("$", "$$")},
-            "metadata": {**spec["metadata"], METADATA_KEY: metadata}}
+    return replace(spec, display_name=shown, argv=(str(nsys), "launch", "--trace=cuda", *spec.argv)) \
+        .with_values({**spec.values(), "JULIA_CUDA_NSYS": str(nsys)}) \
+        .with_binding({**(spec.binding or {}), "nsys": str(nsys)})
 
 
-def _place(staged: Path, spec: dict, kernel_dir: Path, tx: Transaction) -> KernelInfo:
-    (staged / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+def _place(staged: Path, spec: KernelSpec, kernel_dir: Path, tx: Transaction) -> KernelInfo:
+    (staged / "kernel.json").write_text(spec.to_text())
     install_staged(staged, kernel_dir, tx)
-    binding = spec["metadata"][METADATA_KEY]
-    return KernelInfo(name=kernel_dir.name, display_name=spec["display_name"],
+    binding = spec.binding or {}
+    return KernelInfo(name=kernel_dir.name, display_name=spec.display_name,
                       language="julia", resource_dir=kernel_dir, managed=True, status="ok",
                       base={k: v for k, v in binding.items()
                             if k not in ("kernelctl_version", "created")})

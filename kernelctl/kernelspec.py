@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -13,12 +12,10 @@ from pathlib import Path
 from typing import Optional
 
 from kernelctl.errors import KernelctlError, NameTaken
-from kernelctl.model import METADATA_KEY
+from kernelctl.model import KERNEL_NAME_RE, METADATA_KEY, KernelSpec
 from kernelctl.paths import new_dir_mode
 from kernelctl.transaction import Transaction, move_aside, remove_path
 
-# jupyter_client lower-cases names and accepts only these characters.
-KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 # A file name holds 255 bytes; kernelctl adds prefixes and suffixes (".kernelctl-old-",
 # a pid) to names it moves aside or stages.
 MAX_NAME_LENGTH = 100
@@ -120,24 +117,22 @@ def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
         explainer=EXPLAINER)
 
 
-def build_spec(launcher: Path, display_name: str, env: dict, metadata: dict) -> dict:
-    return {
+def build_spec(launcher: Path, display_name: str, env: dict, metadata: dict) -> KernelSpec:
+    return KernelSpec(
         # /bin/sh always exists, so a kernel whose Python is gone can still explain itself.
-        "argv": ["/bin/sh", str(launcher), "-f", "{connection_file}"],
-        "display_name": display_name,
-        "language": "python",
-        "interrupt_mode": "signal",  # the launcher execs Python: same pid, same signals
-        # jupyter_client runs string.Template over env values: keep `$` literal.
-        "env": {key: value.replace("$", "$$") for key, value in env.items()},
-        "metadata": {"debugger": True, METADATA_KEY: metadata},
-    }
+        argv=("/bin/sh", str(launcher), "-f", "{connection_file}"),
+        display_name=display_name, language="python",
+        metadata={"debugger": True, METADATA_KEY: metadata},
+        # The launcher execs Python: same pid, same signals.
+        other={"interrupt_mode": "signal"},
+    ).with_values(env)
 
 
 def _at_least(version: str, minimum: tuple) -> bool:
     return tuple(int(part) for part in version.split(".")[:2]) >= minimum
 
 
-def stage_kernel(kernels: Path, name: str, spec: dict, logo_dir: Optional[Path],
+def stage_kernel(kernels: Path, name: str, spec: KernelSpec, logo_dir: Optional[Path],
                  tx: Transaction, launcher: str = "") -> Path:
     """Write the kernel into a hidden temp dir beside `kernels`; install_staged moves it in.
 
@@ -149,7 +144,7 @@ def stage_kernel(kernels: Path, name: str, spec: dict, logo_dir: Optional[Path],
     tx.leftover(staging)
     tx.undo_with(lambda: remove_path(staging))
     staging.chmod(new_dir_mode())  # mkdtemp makes 0700; a --prefix kernel is shared
-    (staging / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+    (staging / "kernel.json").write_text(spec.to_text())
     if launcher:
         (staging / LAUNCHER).write_text(launcher)
         explainer = resources.files("kernelctl").joinpath("resources", "kernelctl_explain.py")

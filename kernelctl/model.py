@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 JSON_FORMAT_VERSION = 1
+# Jupyter's rule for kernel names (jupyter_client lower-cases them first).
+KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 # kernelctl's own block in kernel.json metadata.
 METADATA_KEY = "kernelctl"
 
@@ -25,7 +29,7 @@ class KernelInfo:
     # False for what Jupyter does not offer: a same-named kernel earlier on the path
     # shadows it, or Jupyter skips the entry (no kernel.json, a name it rejects).
     visible: bool = True
-    spec: Optional[dict] = field(default=None, repr=False, compare=False)
+    spec: Optional["KernelSpec"] = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -36,3 +40,89 @@ class KernelInfo:
             "venv": str(self.venv) if self.venv else None,
             "visible": self.visible,
         }
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A kernel.json, validated: the one place its shape is checked and `$` escaped.
+
+    jupyter_client runs string.Template over env values, so kernel.json stores a
+    literal `$` as `$$`. `env` holds the values as stored; `values()` gives what the
+    kernel gets, and `with_values()` stores literal values.
+    """
+
+    argv: tuple
+    display_name: str
+    language: str = ""
+    env: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    other: dict = field(default_factory=dict)  # interrupt_mode and any other key, kept
+
+    @classmethod
+    def from_dict(cls, data: object) -> "KernelSpec":
+        """A KernelSpec, or ValueError saying what is wrong with `data`."""
+        if not isinstance(data, dict):
+            raise ValueError("kernel.json is not a JSON object")
+        argv = data.get("argv")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ValueError("kernel.json has no argv list of strings")
+        if any("\0" in a for a in argv):
+            raise ValueError("kernel.json's argv has a NUL character")
+        if not isinstance(data.get("display_name"), str):
+            raise ValueError("kernel.json has no display_name string")
+        env = data.get("env") or {}
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise ValueError("kernel.json's env is not a mapping of strings")
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("kernel.json's metadata is not an object")
+        _check_binding(metadata.get(METADATA_KEY))
+        language = data.get("language", "")
+        other = {k: v for k, v in data.items()
+                 if k not in ("argv", "display_name", "language", "env", "metadata")}
+        return cls(tuple(argv), data["display_name"], language if isinstance(language, str)
+                   else str(language), dict(env), dict(metadata), other)
+
+    def to_dict(self) -> dict:
+        data = {"argv": list(self.argv), "display_name": self.display_name,
+                "language": self.language, **self.other}
+        if self.env:
+            data["env"] = dict(self.env)
+        if self.metadata:
+            data["metadata"] = self.metadata
+        return data
+
+    def to_text(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    @property
+    def binding(self) -> Optional[dict]:
+        """kernelctl's block in the metadata; None for a kernel kernelctl did not make."""
+        binding = self.metadata.get(METADATA_KEY)
+        return binding if isinstance(binding, dict) else None
+
+    def values(self) -> dict:
+        """The env the kernel gets (where no ${VAR} is substituted)."""
+        return {key: value.replace("$$", "$") for key, value in self.env.items()}
+
+    def with_values(self, values: Mapping[str, str]) -> "KernelSpec":
+        return replace(self, env=escape_env(values))
+
+    def with_binding(self, binding: dict) -> "KernelSpec":
+        return replace(self, metadata={**self.metadata, METADATA_KEY: binding})
+
+
+def escape_env(values: Mapping[str, str]) -> dict:
+    """Literal values as kernel.json must store them for jupyter_client."""
+    return {key: value.replace("$", "$$") for key, value in values.items()}
+
+
+def _check_binding(binding: object) -> None:
+    if binding is None:
+        return
+    if not isinstance(binding, dict):
+        raise ValueError(f"kernel.json's metadata.{METADATA_KEY} is not an object")
+    for key, value in binding.items():
+        # kernelctl writes only strings there; anything else was edited or damaged.
+        if value is not None and not (isinstance(value, str) and "\0" not in value):
+            raise ValueError(f"kernel.json's metadata.{METADATA_KEY}.{key} is not a string")

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Optional
 
 from kernelctl.errors import KernelctlError, NOT_WRITABLE_HINT, disk_full_error
+
+
+def path_list(value: Optional[str]) -> list:
+    """The entries of a PATH-like value; empty entries dropped."""
+    return [entry for entry in (value or "").split(os.pathsep) if entry]
 
 
 def kernelctl_home(env: Mapping[str, str]) -> Path:

@@ -70,7 +70,7 @@ class Renderer:
 
     def kernel_detail(self, kernel: KernelInfo, record: Optional[dict]) -> None:
         if self.as_json:
-            self._json({**kernel.to_json(), "spec": kernel.spec, "record": _redacted(record)})
+            self._json({**kernel.to_json(), "spec": kernel.spec.to_dict() if kernel.spec else None, "record": _redacted(record)})
             return
         lines = [("name", kernel.name), ("display name", kernel.display_name),
                  ("status", kernel.status), ("language", kernel.language),
@@ -86,7 +86,7 @@ class Renderer:
             packages = redact(", ".join(record.get("packages", {}).get("requested", []))) or "-"
             self.out.write(f"packages:      {packages}\n")
         if kernel.spec is not None:
-            self.out.write("kernel.json:\n" + json.dumps(kernel.spec, indent=2) + "\n")
+            self.out.write("kernel.json:\n" + json.dumps(kernel.spec.to_dict(), indent=2) + "\n")
 
     def removal_plan(self, removals: list, dry_run: bool) -> None:
         if not removals:

@@ -148,13 +148,21 @@ def test_install_never_runs_pip_outside_the_venv(prgenv_image, test_wheels):
     assert probe.returncode != 0, "kctl_extra went into the base interpreter"
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.6, 0.9, 1.2])
-def test_killed_remove_is_all_or_nothing(prgenv_image, test_wheels, isolated, delay):
+def bulk_up(venv: str, files: int = 30_000) -> None:
+    """Make a venv as slow to delete as a real one with torch in it: many files."""
+    bulk = next(Path(venv).glob("lib/python*/site-packages")) / "kctl_bulk"
+    bulk.mkdir()
+    for index in range(files):
+        (bulk / f"m{index}.py").write_bytes(b"x = 1\n")
+
+
+@pytest.mark.parametrize("delay", [0.4, 0.7, 1.0, 1.5])
+def test_killed_remove_is_all_or_nothing(prgenv_image, isolated, delay):
     """SIGKILL at some moment of `remove`: the kernel is either whole or gone, never
     stuck, and the next command finishes the job."""
     session = session_of(prgenv_image)
-    kernel = created("--base", "prgenv-gnu", "--name", "big", "-p", "kctl_big", "--no-index",
-                     "--find-links", test_wheels, env=session)
+    kernel = created("--base", "prgenv-gnu", "--name", "big", env=session)
+    bulk_up(kernel["venv"])
     removing = start("remove", "--yes", "big", env=session)
     time.sleep(delay)
     removing.send_signal(signal.SIGKILL)
@@ -170,12 +178,13 @@ def test_killed_remove_is_all_or_nothing(prgenv_image, test_wheels, isolated, de
     assert not [p for p in Path(again["venv"]).parent.iterdir() if "kernelctl" in p.name]
 
 
-def test_interrupted_remove_says_what_happened(prgenv_image, test_wheels):
+@pytest.mark.parametrize("delay", [0.5, 1.0])
+def test_interrupted_remove_says_what_happened(prgenv_image, isolated, delay):
     session = session_of(prgenv_image)
-    kernel = created("--base", "prgenv-gnu", "--name", "sigint", "-p", "kctl_big",
-                     "--no-index", "--find-links", test_wheels, env=session)
+    kernel = created("--base", "prgenv-gnu", "--name", "sigint", env=session)
+    bulk_up(kernel["venv"])
     removing = start("remove", "--yes", "sigint", env=session)
-    time.sleep(0.5)
+    time.sleep(delay)
     removing.send_signal(signal.SIGINT)
     _, stderr = removing.communicate(timeout=60)
     assert "Traceback" not in stderr and "nothing was left behind" not in stderr
@@ -184,6 +193,9 @@ def test_interrupted_remove_says_what_happened(prgenv_image, test_wheels):
         assert (Path(kernel["venv"]) / "kernelctl.toml").exists()
     else:
         assert removing.returncode == 0 or "change itself is done" in stderr
+        assert not os.path.lexists(kernel["venv"])
+        created("--base", "prgenv-gnu", "--name", "sigint", env=session)
+        assert hidden_leftovers(isolated) == []
 
 
 def test_sigkill_during_force_leaves_no_kernel_to_jupyter(prgenv_image, slow_index, isolated):

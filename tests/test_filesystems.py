@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -110,7 +109,7 @@ def test_no_free_inodes(prgenv_image, isolated, filesystems):
     full = filesystems.mount("inodes", inodes=64, fill=fill)
     done = kernelctl("create", "--base", "prgenv-gnu", "--venv", full / "venv",
                      env=session_of(prgenv_image))
-    assert_user_error(done, "inodes", "quota")
+    assert_user_error(done, "no free inodes", "quota")
     assert not (full / "venv").exists()
     assert leftovers(isolated) == []
 

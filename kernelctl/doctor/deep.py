@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterator
 
 from kernelctl.doctor import CheckResult, Context, check, kernel_result
-from kernelctl.doctor.kernels import distributions, import_places, kernel_venv, site_packages_of
+from kernelctl.doctor.kernels import distributions, import_places, kernel_venv
+from kernelctl.venvs import site_packages
 from kernelctl.model import KernelInfo
 
 PARALLEL = 4
@@ -106,7 +107,7 @@ def _judge_probe(kernel: KernelInfo, seen: dict, ready: float) -> CheckResult:
 def _shared_packages(kernel: KernelInfo, context: Context) -> set:
     """Packages in the kernel's venv that the base (PYTHONPATH, site-packages) has too."""
     venv = kernel_venv(kernel)
-    site = site_packages_of(venv) if venv else None
+    site = site_packages(venv) if venv else None
     if site is None:
         return set()
     mine = distributions(str(site))

@@ -10,12 +10,12 @@ from typing import Iterator, Optional
 
 from kernelctl.doctor import CheckResult, Context, Fix, check, kernel_result
 from kernelctl.environment import GUARD_MODULE
-from kernelctl.inventory import binding_of
 from kernelctl.errors import KernelctlError
-from kernelctl.model import KernelInfo
-from kernelctl.paths import kernelctl_home, missing
+from kernelctl.model import KernelInfo, KernelSpec
+from kernelctl.paths import kernelctl_home, missing, path_list
 from kernelctl.record import write_atomically
 from kernelctl.remove import apply_removals, plan_removal
+from kernelctl.venvs import home_of, sees_system_site_packages, site_packages, venv_of
 
 DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.(dist|egg)-info$")
 
@@ -89,12 +89,12 @@ def shadowed_kernels(context: Context) -> Iterator[CheckResult]:
 def env_block(context: Context) -> Iterator[CheckResult]:
     """A kernelctl kernel whose env no longer puts its venv first (edited, or old)."""
     for kernel in python_kernels(context):
-        binding = binding_of(kernel.spec)
+        binding = kernel.spec.binding
         if not binding or not binding.get("venv") or kernel.status == "broken":
             continue
         venv = Path(binding["venv"])
-        site = site_packages_of(venv)
-        wrong = _env_problems(kernel.spec.get("env") or {}, venv, site)
+        site = site_packages(venv)
+        wrong = _env_problems(kernel.spec, venv, site)
         if not wrong:
             yield kernel_result(kernel, "kernel.env-block", "ok", "its env block puts the venv first")
             continue
@@ -106,18 +106,18 @@ def env_block(context: Context) -> Iterator[CheckResult]:
                             "kernelctl doctor --fix rewrites it.", fix)
 
 
-def _env_problems(raw_env: dict, venv: Path, site: Optional[Path]) -> list:
-    env = unescaped(raw_env)
+def _env_problems(spec: KernelSpec, venv: Path, site: Optional[Path]) -> list:
+    raw_env, env = spec.env, spec.values()
     problems = []
     if env.get("VIRTUAL_ENV") != str(venv):
         problems.append(f"VIRTUAL_ENV is {env.get('VIRTUAL_ENV')!r}, not {venv}")
-    if _entries(env.get("PATH"))[:1] != [str(venv / "bin")]:
+    if path_list(env.get("PATH"))[:1] != [str(venv / "bin")]:
         problems.append("PATH does not start with the venv's bin")
-    if site and _entries(env.get("PYTHONPATH"))[:1] != [str(site)]:
+    if site and path_list(env.get("PYTHONPATH"))[:1] != [str(site)]:
         problems.append("PYTHONPATH does not start with the venv's site-packages")
     for var in ("PATH", "PYTHONPATH"):
         value = env.get(var, "")
-        if "$" in str(raw_env.get(var, "")).replace("$$", ""):
+        if "$" in raw_env.get(var, "").replace("$$", ""):
             problems.append(f"{var} has a ${{VAR}} that Jupyter may leave as literal text")
         if value and "" in value.split(os.pathsep):
             problems.append(f"{var} has an empty entry (puts the notebook's directory first)")
@@ -125,18 +125,14 @@ def _env_problems(raw_env: dict, venv: Path, site: Optional[Path]) -> list:
 
 
 def _rewrite_env(kernel: KernelInfo, venv: Path, site: Optional[Path]) -> None:
-    import json
-
-    spec = dict(kernel.spec)
-    env = unescaped(spec.get("env") or {})
-    keep = [p for p in _entries(env.get("PATH")) if "$" not in p and p != str(venv / "bin")]
+    env = kernel.spec.values()
+    keep = [p for p in path_list(env.get("PATH")) if "$" not in p and p != str(venv / "bin")]
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = os.pathsep.join([str(venv / "bin"), *keep])
     if site:
-        rest = [p for p in _entries(env.get("PYTHONPATH")) if "$" not in p and p != str(site)]
+        rest = [p for p in path_list(env.get("PYTHONPATH")) if "$" not in p and p != str(site)]
         env["PYTHONPATH"] = os.pathsep.join([str(site), *rest])
-    spec["env"] = {k: v.replace("$", "$$") for k, v in env.items()}
-    write_atomically(kernel.resource_dir / "kernel.json", json.dumps(spec, indent=1) + "\n")
+    write_atomically(kernel.resource_dir / "kernel.json", kernel.spec.with_values(env).to_text())
 
 
 @check
@@ -145,13 +141,13 @@ def package_shadowing(context: Context) -> Iterator[CheckResult]:
     venv's python runs from a terminal, srun or a batch job (the session's PYTHONPATH)."""
     for kernel in python_kernels(context):
         venv = kernel_venv(kernel)
-        site = site_packages_of(venv) if venv else None
+        site = site_packages(venv) if venv else None
         if site is None or kernel.status == "broken":
             continue
         mine = distributions(str(site))
-        env = unescaped(kernel.spec.get("env") or {})
+        env = kernel.spec.values()
         in_kernel = env.get("PYTHONPATH", context.env.get("PYTHONPATH", ""))
-        losers = _losers(mine, _entries(in_kernel), site)
+        losers = _losers(mine, path_list(in_kernel), site)
         if losers:
             yield kernel_result(kernel, "kernel.shadowing", "fail",
                                 f"in the kernel, {_describe(losers)}",
@@ -159,7 +155,7 @@ def package_shadowing(context: Context) -> Iterator[CheckResult]:
         else:
             yield kernel_result(kernel, "kernel.shadowing", "ok",
                                 "in the kernel, the venv's packages win")
-        losers = _losers(mine, _entries(context.env.get("PYTHONPATH")), site)
+        losers = _losers(mine, path_list(context.env.get("PYTHONPATH")), site)
         yield kernel_result(
             kernel, "pitfall.pythonpath", "warn" if losers else "ok",
             f"from a terminal, srun or a batch job, {_describe(losers)}" if losers else
@@ -218,17 +214,16 @@ def ipykernel_importable(context: Context) -> Iterator[CheckResult]:
 
 def import_places(kernel: KernelInfo, context: Context) -> Optional[list]:
     """Where the kernel's Python looks for packages, judged without running it."""
-    env = unescaped(kernel.spec.get("env") or {})
-    places = _entries(env.get("PYTHONPATH", context.env.get("PYTHONPATH", "")))
+    env = kernel.spec.values()
+    places = path_list(env.get("PYTHONPATH", context.env.get("PYTHONPATH", "")))
     venv = kernel_venv(kernel)
     if venv:
-        site = site_packages_of(venv)
+        site = site_packages(venv)
         places += [str(site)] if site else []
-        config = _pyvenv_cfg(venv)
-        if config.get("include-system-site-packages", "false").lower() == "true":
-            places += _prefix_site_packages(Path(config.get("home", "/")).parent)
+        if sees_system_site_packages(venv):
+            places += _prefix_site_packages(Path(home_of(venv) or "/").parent)
         return places
-    argv0 = kernel.spec["argv"][0]
+    argv0 = kernel.spec.argv[0]
     if not os.path.isabs(argv0):
         return None
     return places + _prefix_site_packages(Path(argv0).parent.parent)
@@ -249,15 +244,7 @@ def python_kernels(context: Context) -> list:
 
 
 def kernel_venv(kernel: KernelInfo) -> Optional[Path]:
-    if kernel.venv:
-        return kernel.venv
-    candidate = Path(kernel.spec["argv"][0]).parent.parent
-    return candidate if os.path.isfile(candidate / "pyvenv.cfg") else None
-
-
-@lru_cache(maxsize=None)
-def site_packages_of(venv: Path) -> Optional[Path]:
-    return next(iter(sorted(venv.glob("lib/python*/site-packages"))), None)
+    return kernel.venv or venv_of(kernel.spec.argv[0])
 
 
 @lru_cache(maxsize=None)
@@ -278,14 +265,6 @@ def _guard_of(site: Path):
     return module
 
 
-def _pyvenv_cfg(venv: Path) -> dict:
-    try:
-        lines = (venv / "pyvenv.cfg").read_text(errors="replace").splitlines()
-    except OSError:
-        return {}
-    return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in lines)}
-
-
 @lru_cache(maxsize=None)
 def distributions(directory: str) -> dict:
     """{normalized name: version} of the packages installed in `directory`."""
@@ -301,9 +280,3 @@ def distributions(directory: str) -> dict:
     return found
 
 
-def _entries(value: Optional[str]) -> list:
-    return [p for p in (value or "").split(os.pathsep) if p]
-
-
-def unescaped(env: dict) -> dict:
-    return {k: v.replace("$$", "$") for k, v in env.items() if isinstance(v, str)}

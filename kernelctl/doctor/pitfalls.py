@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 from kernelctl.doctor import CheckResult, Context, check, kernel_result
-from kernelctl.doctor.kernels import kernel_venv, python_kernels, site_packages_of, unescaped
+from kernelctl.doctor.kernels import kernel_venv, python_kernels
+from kernelctl.venvs import site_packages
 from kernelctl.doctor.session import container_name
 
 
@@ -18,10 +19,10 @@ def torchrun(context: Context) -> Iterator[CheckResult]:
     """`torchrun` outside the venv runs the base's Python, without the venv's packages."""
     for kernel in python_kernels(context):
         venv = kernel_venv(kernel)
-        site = site_packages_of(venv) if venv else None
+        site = site_packages(venv) if venv else None
         if site is None or not os.path.isdir(site / "torch"):
             continue
-        path = unescaped(kernel.spec.get("env") or {}).get("PATH", context.env.get("PATH", ""))
+        path = kernel.spec.values().get("PATH", context.env.get("PATH", ""))
         found = shutil.which("torchrun", path=path)
         if found and Path(found).parent != venv / "bin":
             yield kernel_result(

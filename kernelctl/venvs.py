@@ -1,0 +1,70 @@
+"""What a virtual environment on disk is: its pyvenv.cfg, site-packages, interpreter.
+
+Asked the same way by every command; none of these raise for a directory the user
+cannot read (a colleague's venv on a shared Jupyter path).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+CONFIG = "pyvenv.cfg"
+
+
+@dataclass(frozen=True)
+class Venv:
+    root: Path
+    python: Path
+    site_packages: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.python.parent
+
+
+def open_venv(root: Path) -> Optional[Venv]:
+    """The venv at `root`, or None when it has no pyvenv.cfg or site-packages."""
+    site = site_packages(root)
+    if site is None or not os.path.isfile(root / CONFIG):
+        return None
+    return Venv(root=root, python=root / "bin" / "python", site_packages=site)
+
+
+def pyvenv_cfg(venv: Path) -> dict:
+    """pyvenv.cfg as {key: value}; {} when it is missing or unreadable."""
+    try:
+        with open(venv / CONFIG, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return {}
+    return {key.strip(): value.strip()
+            for key, sep, value in (line.partition("=") for line in lines) if sep}
+
+
+def home_of(venv: Path) -> Optional[str]:
+    """The directory of the interpreter the venv was made from (pyvenv.cfg `home`)."""
+    return pyvenv_cfg(venv).get("home") or None
+
+
+def sees_system_site_packages(venv: Path) -> bool:
+    return pyvenv_cfg(venv).get("include-system-site-packages", "false").lower() == "true"
+
+
+# Many doctor checks ask for the same venv's site-packages.
+@lru_cache(maxsize=None)
+def site_packages(venv: Path) -> Optional[Path]:
+    try:
+        return next(iter(sorted(venv.glob("lib/python*/site-packages"))), None)
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=None)
+def venv_of(interpreter: str) -> Optional[Path]:
+    """The venv an interpreter path (VENV/bin/python) belongs to, or None."""
+    candidate = os.path.dirname(os.path.dirname(interpreter))
+    return Path(candidate) if os.path.isfile(os.path.join(candidate, CONFIG)) else None
