@@ -31,6 +31,7 @@ system-packages:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm; }
 
 test: setup wheelhouse system-packages
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 demo: setup wheelhouse

@@ -73,7 +73,8 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the created kernel as JSON."),
 ) -> None:
     """Create a virtualenv on top of a base image and a Jupyter kernel that uses it."""
-    from kernelctl.create import CreateRequest, create as create_kernel
+    from kernelctl.create import CreateRequest
+    from kernelctl.create import create as create_kernel
 
     renderer = Renderer(as_json)
     request = CreateRequest(

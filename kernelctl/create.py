@@ -11,19 +11,39 @@ from typing import Callable, Mapping, Optional
 
 from kernelctl import __version__
 from kernelctl.bases import Base, resolve_base
-from kernelctl.environment import (check_pip_inputs, create_venv, install_packages,
-                                   kernel_env, pip_options)
+from kernelctl.environment import (
+    check_pip_inputs,
+    create_venv,
+    install_packages,
+    kernel_env,
+    pip_options,
+)
 from kernelctl.errors import KernelctlError, NameTaken, disk_errors
-from kernelctl.kernelspec import (LAUNCHER, build_spec, check_kernel_name, install_staged,
-                                  ipykernel_logos, kernels_dir, launcher_script,
-                                  make_room_for_kernel, stage_kernel)
-from kernelctl.model import KernelInfo
+from kernelctl.kernelspec import (
+    LAUNCHER,
+    build_spec,
+    check_kernel_name,
+    install_staged,
+    ipykernel_logos,
+    kernels_dir,
+    launcher_script,
+    make_room_for_kernel,
+    stage_kernel,
+)
+from kernelctl.model import KernelInfo, Status
 from kernelctl.paths import check_writable, same_path
 from kernelctl.probe import probe
-from kernelctl.redact import redact
 from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_record
-from kernelctl.transaction import (Transaction, locks, make_dirs, move_aside, remove_path,
-                                    stop_signals_raise, sweep_leftovers)
+from kernelctl.redact import redact
+from kernelctl.transaction import (
+    Transaction,
+    locks,
+    make_dirs,
+    move_aside,
+    remove_path,
+    stop_signals_raise,
+    sweep_leftovers,
+)
 from kernelctl.venvs import Venv
 
 Progress = Callable[[str], None]
@@ -73,7 +93,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
                               tx, launcher)
         install_staged(staged, kernel_dir, tx)
     return KernelInfo(name=name, display_name=spec.display_name, language="python",
-                      resource_dir=kernel_dir, managed=True, status="ok",
+                      resource_dir=kernel_dir, managed=True, status=Status.OK,
                       base=base.binding(), venv=venv.root)
 
 

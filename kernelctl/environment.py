@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 from kernelctl.bases import Base
 from kernelctl.errors import KernelctlError
@@ -106,7 +106,7 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
         run([*pip, *requested, *also, *requirements], env=pip_env, what="pip install", hint=hint)
 
 
-def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Path) -> dict:
+def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Optional[Path]) -> dict:
     """The env block of kernel.json: absolute values only, venv first, no empty entries.
 
     Values are frozen now rather than written as ${PATH}: jupyter_client leaves an unset

@@ -6,16 +6,21 @@ import os
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence, Tuple
 
 from kernelctl.environment import check_pip_inputs, install_packages, pip_options
 from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel
-from kernelctl.model import KernelInfo
-from kernelctl.record import read_record, write_record
+from kernelctl.model import KernelInfo, KernelSpec, Status
+from kernelctl.record import EnvRecord, read_record, write_record
 from kernelctl.redact import redact
-from kernelctl.transaction import locks, remove_path, stop_signals_raise, sweep_leftovers
-from kernelctl.venvs import Venv, open_venv
+from kernelctl.transaction import (
+    locks,
+    remove_path,
+    stop_signals_raise,
+    sweep_leftovers,
+)
+from kernelctl.venvs import CONFIG, Venv, open_venv
 
 
 def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path],
@@ -24,21 +29,19 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
     if not packages and not requirement_files:
         raise KernelctlError("nothing to install", "Name packages, or pass -r FILE.")
     check_pip_inputs(requirement_files, find_links)
-    kernel = _installable(find_kernel(name, env))
+    kernel, root, _ = _installable(find_kernel(name, env))
     sweep_leftovers(home)
-    with stop_signals_raise(), locks(home, [kernel.name], [kernel.venv]), \
-            disk_errors("installing"):
+    with stop_signals_raise(), locks(home, [kernel.name], [root]), disk_errors("installing"):
         # Checked under the lock: a `remove` that ran meanwhile took the venv away, and
         # pip through a venv without pyvenv.cfg would write into the base interpreter.
-        kernel = _installable(find_kernel(name, env))
-        venv, record = _intact_venv(kernel)
-        spec_env = kernel.spec.values()
+        kernel, root, spec = _installable(find_kernel(name, env))
+        venv, record = _intact_venv(kernel.name, root)
         progress(f"Installing {redact(', '.join([*packages, *map(str, requirement_files)]))} "
-                 f"into {kernel.venv}")
+                 f"into {root}")
         with _pip_interruptible(venv):
             install_packages(venv, packages, requirement_files,
-                             pip_options(no_index, find_links), {**env, **spec_env})
-        write_record(kernel.venv, replace(
+                             pip_options(no_index, find_links), {**env, **spec.values()})
+        write_record(root, replace(
             record,
             packages=tuple(dict.fromkeys([*record.packages, *map(redact, packages)])),
             requirement_files=tuple(dict.fromkeys(
@@ -47,18 +50,19 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
     return kernel
 
 
-def _intact_venv(kernel: KernelInfo):
+def _intact_venv(name: str, root: Path) -> Tuple[Venv, EnvRecord]:
     """The kernel's venv and record, if it is still whole and still this kernel's."""
-    venv = _venv(kernel)
-    record = read_record(kernel.venv)
-    broken = [str(p) for p in (kernel.venv / "pyvenv.cfg", venv.python) if not os.path.isfile(p)]
-    if record is None or record.kernel != kernel.name or broken:
-        why = f"{', '.join(broken)} missing" if broken else (
-            "it has no kernelctl.toml record" if record is None else
-            f"it belongs to the kernel '{record.kernel}'")
-        raise KernelctlError(f"the environment {kernel.venv} is not whole: {why}; nothing "
+    venv = open_venv(root)
+    record = read_record(root)
+    broken = [str(p) for p in (root / CONFIG, root / "bin" / "python") if not os.path.isfile(p)]
+    why = (f"{', '.join(broken)} missing" if broken else
+           "it has no site-packages directory" if venv is None else
+           "it has no kernelctl.toml record" if record is None else
+           f"it belongs to the kernel '{record.kernel}'" if record.kernel != name else "")
+    if why or venv is None or record is None:
+        raise KernelctlError(f"the environment {root} is not whole: {why}; nothing "
                              "was installed",
-                             f"Recreate it: kernelctl create --name {kernel.name} --force ...")
+                             f"Recreate it: kernelctl create --name {name} --force ...")
     return venv, record
 
 
@@ -85,26 +89,19 @@ def _stash_dirs(site_packages: Path) -> list:
         return []
 
 
-def _installable(kernel: KernelInfo) -> KernelInfo:
+def _installable(kernel: KernelInfo) -> Tuple[KernelInfo, Path, KernelSpec]:
+    """The kernel, its venv and its spec, if kernelctl may install into it."""
     if kernel.managed and kernel.language == "julia":
         raise KernelctlError(f"'{kernel.name}' is a Julia kernel",
                              'Add Julia packages from a notebook: import Pkg; Pkg.add("PKG").')
-    if not kernel.managed or kernel.venv is None:
+    if not kernel.managed or kernel.venv is None or kernel.spec is None:
         raise KernelctlError(
             f"the kernel '{kernel.name}' was not made by kernelctl",
             "kernelctl only installs into environments it made; use that environment's own "
             "pip, or make a kernelctl kernel with `kernelctl create`.")
-    if kernel.status != "ok":
+    if kernel.status != Status.OK:
         raise KernelctlError(
             f"the kernel '{kernel.name}' is {kernel.status}: {'; '.join(kernel.problems)}",
             "A mismatched kernel works only in a session with its base image; a broken one "
             f"must be made again: kernelctl create --name {kernel.name} --force ...")
-    return kernel
-
-
-def _venv(kernel: KernelInfo) -> Venv:
-    venv = open_venv(kernel.venv)
-    if venv is None:
-        raise KernelctlError(f"{kernel.venv} has no pyvenv.cfg or site-packages directory",
-                             f"Recreate it: kernelctl create --name {kernel.name} --force ...")
-    return venv
+    return kernel, kernel.venv, kernel.spec

@@ -18,7 +18,7 @@ from typing import Mapping, Optional
 from kernelctl import uenv
 from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
-from kernelctl.model import KERNEL_NAME_RE, KernelInfo, KernelSpec
+from kernelctl.model import KERNEL_NAME_RE, KernelInfo, KernelSpec, Status
 from kernelctl.paths import is_within, unreachable
 from kernelctl.venvs import home_of, venv_of
 
@@ -105,7 +105,7 @@ def inspect_kernel(resource_dir: Path, session: Session) -> Optional[KernelInfo]
         return _ignored(resource_dir, f"the name '{resource_dir.name}' has characters Jupyter "
                                       "does not accept (only a-z 0-9 . _ -)")
     if spec is None:
-        return _kernel(resource_dir, None, "broken", (problem,))
+        return _kernel(resource_dir, None, Status.BROKEN, (problem,))
     status, problems = judge(spec, session, resource_dir)
     return _kernel(resource_dir, spec, status, problems)
 
@@ -152,33 +152,34 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
     """(status, problems) for a parsed kernelspec; see docs/json.md for the statuses."""
     argv0 = spec.argv[0]
     if BARE_PYTHON.match(argv0) and _is_native(resource_dir):
-        return "unknown", ()
+        return Status.UNKNOWN, ()
     if BARE_PYTHON.match(argv0):
-        return "broken", (f"argv[0] is a bare '{argv0}': Jupyter would start the server's own "
+        return Status.BROKEN, (f"argv[0] is a bare '{argv0}': Jupyter would start the server's own "
                           "Python instead of this kernel's",)
     relative = _relative_argv(spec.argv)
     if relative:
-        return "broken", (relative,)
+        return Status.BROKEN, (relative,)
     binding = spec.binding
     venv = Path(binding["venv"]) if binding and binding.get("venv") else venv_of(argv0)
     if binding and venv and not os.path.isdir(venv):
         if unreachable(venv):
-            return "broken", (f"its environment {venv} cannot be reached: permission denied "
+            return Status.BROKEN, (f"its environment {venv} cannot be reached: permission denied "
                               "(another user's directory?)",)
-        return "broken", (f"its environment {venv} was deleted",)
+        return Status.BROKEN, (f"its environment {venv} was deleted",)
     if binding:
         mismatch = base_mismatch(binding, session)
         if mismatch:
-            return "mismatch", (mismatch,)
+            return Status.MISMATCH, (mismatch,)
     # A kernelctl Python kernel starts via kernelctl-launch.sh: judge the venv's Python.
-    interpreter = str(venv / "bin" / "python") if binding and binding.get("venv") else argv0
+    interpreter = str(venv / "bin" / "python") \
+        if venv is not None and binding and binding.get("venv") else argv0
     problems = _launch_problems(interpreter, venv, session)
     warnings: tuple = ()
     if binding and binding.get("kind") == "julia" and not problems:
         problems, warnings = julia_problems(binding, session)
     if problems:
-        return "broken", problems
-    return ("ok" if binding else "unknown"), warnings
+        return Status.BROKEN, problems
+    return (Status.OK if binding else Status.UNKNOWN), warnings
 
 
 def _relative_argv(argv: tuple) -> Optional[str]:
@@ -252,7 +253,7 @@ def _executable(path: str) -> bool:
     return os.access(path, os.X_OK)
 
 
-def _kernel(resource_dir: Path, spec: Optional[KernelSpec], status: str, problems: tuple,
+def _kernel(resource_dir: Path, spec: Optional[KernelSpec], status: Status, problems: tuple,
             visible: bool = True) -> KernelInfo:
     binding = binding_of(spec)
     base = {k: v for k, v in binding.items() if k not in ("venv", "kernelctl_version",
@@ -269,7 +270,7 @@ def _kernel(resource_dir: Path, spec: Optional[KernelSpec], status: str, problem
 
 
 def _ignored(resource_dir: Path, why: str) -> KernelInfo:
-    return _kernel(resource_dir, None, "broken", (f"Jupyter ignores it: {why}",), visible=False)
+    return _kernel(resource_dir, None, Status.BROKEN, (f"Jupyter ignores it: {why}",), visible=False)
 
 
 def kernel_record(kernel: KernelInfo) -> Optional[dict]:

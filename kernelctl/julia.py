@@ -20,12 +20,21 @@ from typing import Callable, Mapping, Optional
 
 from kernelctl import __version__, uenv
 from kernelctl.errors import CommandFailed, KernelctlError, disk_errors
-from kernelctl.kernelspec import (check_kernel_name, install_staged, kernels_dir,
-                                  make_room_for_kernel)
-from kernelctl.model import KernelInfo, KernelSpec
+from kernelctl.kernelspec import (
+    check_kernel_name,
+    install_staged,
+    kernels_dir,
+    make_room_for_kernel,
+)
+from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.proc import run
-from kernelctl.transaction import (Transaction, locks, remove_path, stop_signals_raise,
-                                    sweep_leftovers)
+from kernelctl.transaction import (
+    Transaction,
+    locks,
+    remove_path,
+    stop_signals_raise,
+    sweep_leftovers,
+)
 
 PROBE = """# kernelctl:probe
 import Pkg
@@ -266,7 +275,7 @@ def _place(staged: Path, spec: KernelSpec, kernel_dir: Path, tx: Transaction) ->
     install_staged(staged, kernel_dir, tx)
     binding = spec.binding or {}
     return KernelInfo(name=kernel_dir.name, display_name=spec.display_name,
-                      language="julia", resource_dir=kernel_dir, managed=True, status="ok",
+                      language="julia", resource_dir=kernel_dir, managed=True, status=Status.OK,
                       base={k: v for k, v in binding.items()
                             if k not in ("kernelctl_version", "created")})
 

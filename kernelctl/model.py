@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -15,6 +16,21 @@ KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 METADATA_KEY = "kernelctl"
 
 
+class Status(str, Enum):
+    """A kernel's health; the values are what JSON and the table show (docs/json.md)."""
+
+    OK = "ok"  # kernelctl checked it: it will start
+    BROKEN = "broken"  # it cannot start (the problems say why)
+    MISMATCH = "mismatch"  # made for a base image this session does not have
+    UNKNOWN = "unknown"  # another tool's kernel that looks startable
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
 @dataclass(frozen=True)
 class KernelInfo:
     name: str
@@ -22,7 +38,7 @@ class KernelInfo:
     language: str
     resource_dir: Path
     managed: bool  # made by kernelctl (its kernel.json carries metadata.kernelctl)
-    status: str  # ok | broken | mismatch | unknown
+    status: Status
     problems: tuple = ()
     base: Optional[dict] = None
     venv: Optional[Path] = None
@@ -35,7 +51,7 @@ class KernelInfo:
         return {
             "name": self.name, "display_name": self.display_name,
             "language": self.language, "resource_dir": str(self.resource_dir),
-            "managed": self.managed, "status": self.status,
+            "managed": self.managed, "status": self.status.value,
             "problems": list(self.problems), "base": self.base,
             "venv": str(self.venv) if self.venv else None,
             "visible": self.visible,
@@ -70,10 +86,10 @@ class KernelSpec:
             raise ValueError("kernel.json's argv has a NUL character")
         if not isinstance(data.get("display_name"), str):
             raise ValueError("kernel.json has no display_name string")
-        env = data.get("env") or {}
+        env = data.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise ValueError("kernel.json's env is not a mapping of strings")
-        metadata = data.get("metadata") or {}
+        metadata = data.get("metadata", {})
         if not isinstance(metadata, dict):
             raise ValueError("kernel.json's metadata is not an object")
         _check_binding(metadata.get(METADATA_KEY))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Mapping, Optional, Union
 
-from kernelctl.errors import KernelctlError, NOT_WRITABLE_HINT, disk_full_error
+from kernelctl.errors import NOT_WRITABLE_HINT, KernelctlError, disk_full_error
+
+
+StrPath = Union[str, "os.PathLike[str]"]
 
 
 def path_list(value: Optional[str]) -> list:
@@ -23,17 +26,17 @@ def kernelctl_home(env: Mapping[str, str]) -> Path:
     return Path(home) / ".local" / "share" / "kernelctl"
 
 
-def same_path(a: os.PathLike, b: os.PathLike) -> bool:
+def same_path(a: StrPath, b: StrPath) -> bool:
     """Whether two paths name the same place, through symlinks ($HOME often is one)."""
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def is_within(path: os.PathLike, directory: os.PathLike) -> bool:
-    path, directory = os.path.realpath(path), os.path.realpath(directory)
-    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+def is_within(path: StrPath, directory: StrPath) -> bool:
+    inner, outer = os.path.realpath(path), os.path.realpath(directory)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
-def missing(path: os.PathLike) -> bool:
+def missing(path: StrPath) -> bool:
     """Whether `path` is really not there; False when it merely cannot be reached (a
     colleague's directory): that is not the same as deleted, and nothing is removed."""
     try:
@@ -45,7 +48,7 @@ def missing(path: os.PathLike) -> bool:
     return False
 
 
-def unreachable(path: os.PathLike) -> bool:
+def unreachable(path: StrPath) -> bool:
     try:
         os.stat(path)
     except PermissionError:

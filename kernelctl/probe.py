@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -111,5 +111,7 @@ def _interpreter(data) -> Interpreter:
     for key in ("pip", "ipykernel"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise ValueError(f"'{key}' is not a string")
-    known = {field.name: data.get(field.name) for field in fields(Interpreter)}
-    return Interpreter(**{**known, "path": tuple(path)})
+    return Interpreter(
+        executable=data["executable"], base_executable=data["base_executable"],
+        version=data["version"], prefix=data["prefix"], base_prefix=data["base_prefix"],
+        path=tuple(path), pip=data.get("pip"), ipykernel=data.get("ipykernel"))

@@ -16,11 +16,16 @@ from typing import Mapping, Optional, Sequence
 from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel, find_kernels
 from kernelctl.kernelspec import check_only_kernelspec
-from kernelctl.model import KernelInfo
+from kernelctl.model import KernelInfo, Status
 from kernelctl.paths import same_path
 from kernelctl.record import read_record
-from kernelctl.transaction import (Transaction, locks, move_aside, stop_signals_raise,
-                                    sweep_leftovers)
+from kernelctl.transaction import (
+    Transaction,
+    locks,
+    move_aside,
+    stop_signals_raise,
+    sweep_leftovers,
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ def plan_removals(names: Sequence[str], broken: bool, keep_venv: bool,
                              "Name the kernels (kernelctl list shows them), or pass --broken.")
     everything = find_kernels(env, include_shadowed=True)
     if broken:
-        chosen = [k for k in everything if k.managed and k.status == "broken"]
+        chosen = [k for k in everything if k.managed and k.status == Status.BROKEN]
     else:
         chosen = _unique([find_kernel(_checked(name), env) for name in names])
     return [plan_removal(kernel, everything, keep_venv) for kernel in chosen]

@@ -8,7 +8,7 @@ import time
 from typing import Optional, TextIO
 
 from kernelctl.errors import KernelctlError
-from kernelctl.model import JSON_FORMAT_VERSION, KernelInfo
+from kernelctl.model import JSON_FORMAT_VERSION, KernelInfo, Status
 from kernelctl.redact import redact
 
 COLUMNS = (21, 26, 20, 9)  # fits an 80-column terminal with separators
@@ -48,7 +48,7 @@ class Renderer:
 
     def kernels(self, kernels: list) -> None:
         if self.as_json:
-            self._json({"version": JSON_FORMAT_VERSION, "kernels": [k.to_json() for k in kernels]})
+            self._json({"kernels": [k.to_json() for k in kernels]})
             return
         if not kernels:
             self.out.write("No Jupyter kernels found.\n")
@@ -62,7 +62,7 @@ class Renderer:
     def _list_footer(self, kernels: list) -> None:
         if any(not k.visible for k in kernels):
             self.out.write("* not offered by Jupyter (shadowed, or an entry Jupyter skips)\n")
-        troubled = [k for k in kernels if k.status in ("broken", "mismatch")]
+        troubled = [k for k in kernels if k.status in (Status.BROKEN, Status.MISMATCH)]
         if troubled:
             self.out.write(f"\n{len(troubled)} kernel(s) need attention: "
                            "`kernelctl show NAME` says why;\n"
@@ -70,7 +70,8 @@ class Renderer:
 
     def kernel_detail(self, kernel: KernelInfo, record: Optional[dict]) -> None:
         if self.as_json:
-            self._json({**kernel.to_json(), "spec": kernel.spec.to_dict() if kernel.spec else None, "record": _redacted(record)})
+            self._json({**kernel.to_json(), "spec": kernel.spec.to_dict() if kernel.spec else None,
+                        "record": _redacted(record)})
             return
         lines = [("name", kernel.name), ("display name", kernel.display_name),
                  ("status", kernel.status), ("language", kernel.language),
@@ -124,7 +125,7 @@ class Renderer:
 
     def julia_created(self, kernels: list) -> None:
         if self.as_json:
-            self._json({"version": JSON_FORMAT_VERSION, "kernels": [k.to_json() for k in kernels]})
+            self._json({"kernels": [k.to_json() for k in kernels]})
             return
         for kernel in kernels:
             self.out.write(f"Created kernel '{kernel.name}': {kernel.display_name}\n"
@@ -165,9 +166,10 @@ class Renderer:
         if error.hint:
             self.err.write(f"  hint: {error.hint}\n")
 
-    def _json(self, data: object) -> None:
+    def _json(self, data: dict) -> None:
+        """Every JSON document is an object that starts with the format version."""
         # Compact: the C encoder (indent= falls back to pure Python). Pretty-print with jq.
-        self.out.write(json.dumps(data) + "\n")
+        self.out.write(json.dumps({"version": JSON_FORMAT_VERSION, **data}) + "\n")
 
 
 def _row(*cells: str) -> str:

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -53,10 +54,10 @@ class Transaction:
     def __enter__(self) -> "Transaction":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self._finish()
-            return False
+            return
         # A second Ctrl-C must not cut the undo short.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
@@ -69,7 +70,6 @@ class Transaction:
         if issubclass(exc_type, (KeyboardInterrupt, Interrupted)):
             reason = exc.message if isinstance(exc, Interrupted) else "interrupted"
             raise Interrupted(f"{reason}; nothing was changed") from None
-        return False
 
     def _finish(self) -> None:
         """Clean-up after success (deleting what was moved aside) may be interrupted:
@@ -101,23 +101,25 @@ class Journal:
         self._file: Optional[Path] = None
 
     def add(self, path: Path) -> None:
-        if self._fd is None:
-            self._open()
+        fd = self._fd if self._fd is not None else self._open()
         self._paths.append(os.path.abspath(path))
         data = json.dumps(self._paths).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
 
-    def _open(self) -> None:
+    def _open(self) -> int:
         self._directory.mkdir(parents=True, exist_ok=True)
-        self._file = self._directory / f"{os.getpid()}-{next(_asides)}.json"
-        self._fd = os.open(self._file, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        journal = self._directory / f"{os.getpid()}-{next(_asides)}.json"
+        fd = os.open(journal, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        self._file, self._fd = journal, fd
+        return fd
 
     def close(self) -> None:
-        if self._fd is None:
+        if self._fd is None or self._file is None:
             return
-        _quietly(lambda: os.unlink(self._file))
+        journal = self._file
+        _quietly(lambda: os.unlink(journal))
         os.close(self._fd)
         self._fd = None
 
@@ -250,7 +252,7 @@ def make_dirs(directory: Path, tx: Transaction) -> None:
         missing.append(parent)
     for made in reversed(missing):
         made.mkdir()
-        tx.undo_with(lambda made=made: _rmdir_if_empty(made))
+        tx.undo_with(partial(_rmdir_if_empty, made))
 
 
 def _rmdir_if_empty(directory: Path) -> None:

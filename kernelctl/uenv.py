@@ -70,7 +70,7 @@ class MountedUenv:
     def _view_values(self, view: str, kind: str) -> dict:
         """env.values.list or env.values.scalar of a view; {} where meta/env.json has
         something else (a damaged or foreign file must not break list or create)."""
-        node = self.view(view)
+        node: object = self.view(view)
         for key in ("env", "values", kind):
             node = node.get(key) if isinstance(node, dict) else None
         return node if isinstance(node, dict) else {}
@@ -123,11 +123,10 @@ def session_uenvs(env: Mapping[str, str]) -> list:
     for entry in filter(None, mount_list.split(",")):
         squashfs, _, mount = entry.rpartition(":")
         meta = _read_meta(Path(mount))
-        name = meta.get("name") if isinstance(meta.get("name"), str) else None
-        name = name or names_by_mount.get(mount) or Path(mount).name
+        own_name = meta.get("name") if isinstance(meta.get("name"), str) else None
         digest = DIGEST_RE.search(squashfs)
         mounted.append(MountedUenv(
-            name=name, mount=Path(mount), squashfs=squashfs,
+            name=own_name or names_by_mount.get(mount) or Path(mount).name, mount=Path(mount), squashfs=squashfs,
             digest=digest.group(1) if digest else None,
             active_views=tuple(views_by_mount.get(mount, ())), meta=meta,
         ))

@@ -16,8 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (assert_user_error, created, foreign_spec, kernelctl, leftovers,
-                           listed, write_kernel)
+from tests.helpers import (
+    assert_user_error,
+    created,
+    foreign_spec,
+    kernelctl,
+    leftovers,
+    listed,
+    write_kernel,
+)
 
 NO_TRACEBACK_COMMANDS = (["list"], ["list", "--json"], ["list", "--all"], ["doctor"],
                          ["doctor", "--json"])

@@ -128,8 +128,9 @@ def test_json_output_is_the_kernel_object(prgenv_image):
     session = prgenv_image.session_env(dict(os.environ))
     kernel = created("--base", "prgenv-gnu", "--name", "mine", "--display-name", "My env",
                      env=session)
-    assert set(kernel) == {"name", "display_name", "language", "resource_dir", "managed",
-                           "status", "problems", "base", "venv", "visible"}
+    assert set(kernel) == {"version", "name", "display_name", "language", "resource_dir",
+                           "managed", "status", "problems", "base", "venv", "visible"}
+    assert kernel["version"] == 1
     assert (kernel["name"], kernel["display_name"], kernel["language"]) == (
         "mine", "My env", "python")
     assert kernel["managed"] is True and kernel["status"] == "ok" and kernel["problems"] == []

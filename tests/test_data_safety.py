@@ -15,8 +15,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_PYTHON, SlowIndex
-from tests.helpers import (assert_user_error, created, foreign_spec, kernel_json, kernelctl,
-                           listed, run_in_kernel, write_kernel)
+from tests.helpers import (
+    assert_user_error,
+    created,
+    foreign_spec,
+    kernel_json,
+    kernelctl,
+    listed,
+    run_in_kernel,
+    write_kernel,
+)
 
 
 def session_of(image) -> dict:

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_PYTHON, PY_MM
-from tests.helpers import PROBE_CODE, created, foreign_spec, kernelctl, run_in_kernel, write_kernel
+from tests.helpers import (
+    PROBE_CODE,
+    created,
+    foreign_spec,
+    kernelctl,
+    run_in_kernel,
+    write_kernel,
+)
 
 
 def doctor(*args, env: dict):

@@ -12,8 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import OTHER_UID
-from tests.helpers import (assert_user_error, created, foreign_spec, kernel_json, kernelctl,
-                           leftovers, listed, run_in_kernel, write_kernel)
+from tests.helpers import (
+    assert_user_error,
+    created,
+    foreign_spec,
+    kernel_json,
+    kernelctl,
+    leftovers,
+    listed,
+    run_in_kernel,
+    write_kernel,
+)
 
 
 def session_of(image) -> dict:

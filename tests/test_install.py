@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from tests.conftest import BASE_PYTHON
-from tests.helpers import PROBE_CODE, created, foreign_spec, kernelctl, run_in_kernel, write_kernel
+from tests.helpers import (
+    PROBE_CODE,
+    created,
+    foreign_spec,
+    kernelctl,
+    run_in_kernel,
+    write_kernel,
+)
 
 
 @pytest.fixture

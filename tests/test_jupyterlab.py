@@ -92,7 +92,8 @@ def run_cell_in_browser(lab: Lab, page_url: str, kernel: str, wanted: str,
                         screenshot: Path) -> str:
     """Open the notebook, wait until its kernel is up, run the first cell, return the
     output that contains `wanted`."""
-    from playwright.sync_api import TimeoutError as Timeout, sync_playwright
+    from playwright.sync_api import TimeoutError as Timeout
+    from playwright.sync_api import sync_playwright
 
     assert os.access(CHROMIUM, os.X_OK), "Chromium is missing: .ci/run installs it (apt)"
     with sync_playwright() as playwright:

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
-from kernelctl.doctor import CheckResult, Context, check, kernel_result
 from kernelctl.doctor.kernels import distributions, import_places, kernel_venv
-from kernelctl.venvs import site_packages
+from kernelctl.doctor.report import CheckResult, Context, kernel_result
 from kernelctl.model import KernelInfo
+from kernelctl.venvs import site_packages
 
 PARALLEL = 4
 PROBE = """
@@ -30,7 +30,6 @@ print(json.dumps({"executable": sys.executable, "prefix": sys.prefix,
 """
 
 
-@check
 def deep(context: Context) -> Iterator[CheckResult]:
     if not context.deep:
         return

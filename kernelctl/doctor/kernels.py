@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
-from kernelctl.doctor import CheckResult, Context, Fix, check, kernel_result
+from kernelctl.doctor.report import CheckResult, Context, Fix, kernel_result
 from kernelctl.environment import GUARD_MODULE
 from kernelctl.errors import KernelctlError
-from kernelctl.model import KernelInfo, KernelSpec
+from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.paths import kernelctl_home, missing, path_list
 from kernelctl.record import write_atomically
 from kernelctl.remove import apply_removals, plan_removal
@@ -20,15 +20,14 @@ from kernelctl.venvs import home_of, sees_system_site_packages, site_packages, v
 DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.(dist|egg)-info$")
 
 
-@check
 def kernel_health(context: Context) -> Iterator[CheckResult]:
     for kernel in context.kernels:
-        if kernel.status == "ok" and kernel.problems:
+        if kernel.status == Status.OK and kernel.problems:
             yield kernel_result(kernel, "kernel.health", "warn", "; ".join(kernel.problems),
                                 "Reinstall before the purge: kernelctl julia --force.")
-        elif kernel.status in ("ok", "unknown"):
+        elif kernel.status in (Status.OK, Status.UNKNOWN):
             yield kernel_result(kernel, "kernel.health", "ok", _healthy(kernel))
-        elif kernel.status == "mismatch":
+        elif kernel.status == Status.MISMATCH:
             yield kernel_result(kernel, "kernel.health", "warn",
                                 f"{kernel.name} cannot run in this session: {kernel.problems[0]}",
                                 _start_with(kernel))
@@ -74,7 +73,6 @@ def _broken(kernel: KernelInfo, context: Context) -> CheckResult:
                          f"{recreate}.", fix)
 
 
-@check
 def shadowed_kernels(context: Context) -> Iterator[CheckResult]:
     for kernel in context.shadowed:
         yield kernel_result(
@@ -85,12 +83,11 @@ def shadowed_kernels(context: Context) -> Iterator[CheckResult]:
             f"want (kernelctl remove {kernel.name} removes the visible one).")
 
 
-@check
 def env_block(context: Context) -> Iterator[CheckResult]:
     """A kernelctl kernel whose env no longer puts its venv first (edited, or old)."""
     for kernel in python_kernels(context):
-        binding = kernel.spec.binding
-        if not binding or not binding.get("venv") or kernel.status == "broken":
+        binding = spec_of(kernel).binding
+        if not binding or not binding.get("venv") or kernel.status == Status.BROKEN:
             continue
         venv = Path(binding["venv"])
         site = site_packages(venv)
@@ -100,7 +97,7 @@ def env_block(context: Context) -> Iterator[CheckResult]:
             continue
         fix = Fix(f"rewrite the env block of {kernel.name} (VIRTUAL_ENV, PATH, PYTHONPATH with "
                   "its venv first, no empty or ${VAR} entries)",
-                  lambda k=kernel, v=venv, s=site: _rewrite_env(k, v, s))
+                  partial(_rewrite_env, kernel, venv, site))
         yield kernel_result(kernel, "kernel.env-block", "warn",
                             f"its kernel.json env is stale: {'; '.join(wrong)}",
                             "kernelctl doctor --fix rewrites it.", fix)
@@ -125,29 +122,28 @@ def _env_problems(spec: KernelSpec, venv: Path, site: Optional[Path]) -> list:
 
 
 def _rewrite_env(kernel: KernelInfo, venv: Path, site: Optional[Path]) -> None:
-    env = kernel.spec.values()
+    env = spec_of(kernel).values()
     keep = [p for p in path_list(env.get("PATH")) if "$" not in p and p != str(venv / "bin")]
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = os.pathsep.join([str(venv / "bin"), *keep])
     if site:
         rest = [p for p in path_list(env.get("PYTHONPATH")) if "$" not in p and p != str(site)]
         env["PYTHONPATH"] = os.pathsep.join([str(site), *rest])
-    write_atomically(kernel.resource_dir / "kernel.json", kernel.spec.with_values(env).to_text())
+    write_atomically(kernel.resource_dir / "kernel.json", spec_of(kernel).with_values(env).to_text())
 
 
-@check
 def package_shadowing(context: Context) -> Iterator[CheckResult]:
     """The base's copy of a package winning over the venv's: in the kernel, and when the
     venv's python runs from a terminal, srun or a batch job (the session's PYTHONPATH)."""
     for kernel in python_kernels(context):
         venv = kernel_venv(kernel)
         site = site_packages(venv) if venv else None
-        if site is None or kernel.status == "broken":
+        if site is None or kernel.status == Status.BROKEN:
             continue
         mine = distributions(str(site))
-        env = kernel.spec.values()
+        env = spec_of(kernel).values()
         in_kernel = env.get("PYTHONPATH", context.env.get("PYTHONPATH", ""))
-        losers = _losers(mine, path_list(in_kernel), site)
+        losers = _losers(kernel, mine, path_list(in_kernel), site)
         if losers:
             yield kernel_result(kernel, "kernel.shadowing", "fail",
                                 f"in the kernel, {_describe(losers)}",
@@ -155,7 +151,7 @@ def package_shadowing(context: Context) -> Iterator[CheckResult]:
         else:
             yield kernel_result(kernel, "kernel.shadowing", "ok",
                                 "in the kernel, the venv's packages win")
-        losers = _losers(mine, path_list(context.env.get("PYTHONPATH")), site)
+        losers = _losers(kernel, mine, path_list(context.env.get("PYTHONPATH")), site)
         yield kernel_result(
             kernel, "pitfall.pythonpath", "warn" if losers else "ok",
             f"from a terminal, srun or a batch job, {_describe(losers)}" if losers else
@@ -165,16 +161,16 @@ def package_shadowing(context: Context) -> Iterator[CheckResult]:
             if losers else "")
 
 
-def _losers(mine: dict, pythonpath: list, site: Path) -> list:
+def _losers(kernel: KernelInfo, mine: dict, pythonpath: list, site: Path) -> list:
     """(name, base version, venv version, entry) for each venv package a PYTHONPATH entry
     ahead of the venv would win. A kernelctl venv's guard moves the venv ahead of the
     entries it judges the base's, so only the user's own entries remain."""
-    guard = _guard_of(site)
+    guarded = _base_entry_rule(kernel, site)
     losers = []
     for entry in pythonpath:
         if os.path.abspath(entry) == str(site):
             break
-        if guard is not None and guard._belongs_to_base(guard._normal(entry)):
+        if guarded is not None and guarded(entry):
             continue
         for name, version in distributions(os.path.abspath(entry)).items():
             if name in mine and version != mine[name]:
@@ -194,10 +190,9 @@ def _shadowing_hint(kernel: KernelInfo) -> str:
             "the kernel with kernelctl create (which does).")
 
 
-@check
 def ipykernel_importable(context: Context) -> Iterator[CheckResult]:
     for kernel in python_kernels(context):
-        if kernel.status == "broken":
+        if kernel.status == Status.BROKEN:
             continue
         places = import_places(kernel, context)
         if places is None:
@@ -214,7 +209,7 @@ def ipykernel_importable(context: Context) -> Iterator[CheckResult]:
 
 def import_places(kernel: KernelInfo, context: Context) -> Optional[list]:
     """Where the kernel's Python looks for packages, judged without running it."""
-    env = kernel.spec.values()
+    env = spec_of(kernel).values()
     places = path_list(env.get("PYTHONPATH", context.env.get("PYTHONPATH", "")))
     venv = kernel_venv(kernel)
     if venv:
@@ -223,7 +218,7 @@ def import_places(kernel: KernelInfo, context: Context) -> Optional[list]:
         if sees_system_site_packages(venv):
             places += _prefix_site_packages(Path(home_of(venv) or "/").parent)
         return places
-    argv0 = kernel.spec.argv[0]
+    argv0 = spec_of(kernel).argv[0]
     if not os.path.isabs(argv0):
         return None
     return places + _prefix_site_packages(Path(argv0).parent.parent)
@@ -243,26 +238,28 @@ def python_kernels(context: Context) -> list:
     return [k for k in context.kernels if k.spec is not None and k.language == "python"]
 
 
+def spec_of(kernel: KernelInfo) -> KernelSpec:
+    """The spec of a kernel from python_kernels(), which keeps only kernels with one."""
+    if kernel.spec is None:
+        raise ValueError(f"{kernel.name} has no readable kernel.json")
+    return kernel.spec
+
+
 def kernel_venv(kernel: KernelInfo) -> Optional[Path]:
-    return kernel.venv or venv_of(kernel.spec.argv[0])
+    return kernel.venv or venv_of(spec_of(kernel).argv[0])
 
 
-@lru_cache(maxsize=None)
-def _guard_of(site: Path):
-    """The venv's own path guard, loaded from its file, so doctor judges PYTHONPATH
-    entries by the very rule (and image roots) that venv applies; None without one."""
-    import importlib.util
-
-    path = site / f"{GUARD_MODULE}.py"
-    if not os.path.isfile(site / f"{GUARD_MODULE}.pth") or not os.path.isfile(path):
+def _base_entry_rule(kernel: KernelInfo, site: Path) -> Optional[Callable[[str], bool]]:
+    """Which PYTHONPATH entries the venv's path guard moves behind the venv: the guard's
+    own rule (kernelctl's copy of it) with the image roots from the kernel's metadata,
+    never code run from the user's venv. None for a venv without the guard."""
+    if not os.path.isfile(site / f"{GUARD_MODULE}.pth"):
         return None
-    spec = importlib.util.spec_from_file_location(f"_kernelctl_guard_of_{abs(hash(site))}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)  # its start-up hook is a no-op outside that venv
-    except Exception:  # a damaged guard file guards nothing
-        return None
-    return module
+    from kernelctl.resources import kernelctl_guard as guard
+
+    mount = (kernel.base or {}).get("mount")
+    roots = (os.path.normcase(os.path.normpath(mount)),) if mount else ()
+    return lambda entry: guard._belongs_to_base(guard._normal(entry), roots)
 
 
 @lru_cache(maxsize=None)

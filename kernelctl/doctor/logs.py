@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from kernelctl.doctor import CheckResult, Context, check
+from kernelctl.doctor.report import CheckResult, Context
 
 TAIL_BYTES = 256 * 1024
 SHOWN_ERRORS = 5
@@ -16,7 +16,6 @@ KERNEL_ERROR = re.compile(
     r"|KernelUnavailable", re.IGNORECASE)
 
 
-@check
 def server_log(context: Context) -> Iterator[CheckResult]:
     job = context.env.get("SLURM_JOB_ID")
     if not job:

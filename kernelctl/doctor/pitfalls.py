@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
-from kernelctl.doctor import CheckResult, Context, check, kernel_result
-from kernelctl.doctor.kernels import kernel_venv, python_kernels
-from kernelctl.venvs import site_packages
+from kernelctl.doctor.kernels import kernel_venv, python_kernels, spec_of
+from kernelctl.doctor.report import CheckResult, Context, kernel_result
 from kernelctl.doctor.session import container_name
+from kernelctl.errors import CommandFailed
+from kernelctl.proc import run
+from kernelctl.venvs import site_packages
 
 
-@check
 def torchrun(context: Context) -> Iterator[CheckResult]:
     """`torchrun` outside the venv runs the base's Python, without the venv's packages."""
     for kernel in python_kernels(context):
@@ -22,9 +22,9 @@ def torchrun(context: Context) -> Iterator[CheckResult]:
         site = site_packages(venv) if venv else None
         if site is None or not os.path.isdir(site / "torch"):
             continue
-        path = kernel.spec.values().get("PATH", context.env.get("PATH", ""))
+        path = spec_of(kernel).values().get("PATH", context.env.get("PATH", ""))
         found = shutil.which("torchrun", path=path)
-        if found and Path(found).parent != venv / "bin":
+        if venv is not None and found and Path(found).parent != venv / "bin":
             yield kernel_result(
                 kernel, "pitfall.torchrun", "warn",
                 f"`torchrun` resolves to {found}, outside the venv that has torch: it would "
@@ -35,7 +35,6 @@ def torchrun(context: Context) -> Iterator[CheckResult]:
                                 "`torchrun` is the venv's own (or absent)")
 
 
-@check
 def rank_variables(context: Context) -> Iterator[CheckResult]:
     present = [f"{var}={context.env[var]}" for var in ("RANK", "LOCAL_RANK") if var in context.env]
     if not present:
@@ -51,7 +50,6 @@ def rank_variables(context: Context) -> Iterator[CheckResult]:
         "os.environ.pop('LOCAL_RANK', None)")
 
 
-@check
 def gpu_holders(context: Context) -> Iterator[CheckResult]:
     nvidia_smi = shutil.which("nvidia-smi", path=context.env.get("PATH", ""))
     if not nvidia_smi:
@@ -71,11 +69,10 @@ def gpu_holders(context: Context) -> Iterator[CheckResult]:
 
 def _my_gpu_processes(nvidia_smi: str, env) -> list:
     try:
-        out = subprocess.run(
-            [nvidia_smi, "--query-compute-apps=pid,process_name,used_memory",
-             "--format=csv,noheader,nounits"], env=dict(env), capture_output=True, text=True,
-            timeout=10, stdin=subprocess.DEVNULL).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        out = run([nvidia_smi, "--query-compute-apps=pid,process_name,used_memory",
+                   "--format=csv,noheader,nounits"], env=env, timeout=10,
+                  what="nvidia-smi")
+    except CommandFailed:
         return []
     mine, holders = _own_tree(), []
     for line in out.splitlines():

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
 from kernelctl import uenv
-from kernelctl.doctor import CheckResult, Context, check
+from kernelctl.doctor.report import CheckResult, Context
 from kernelctl.jupyter_paths import data_dir
 
 
-@check
 def session_base(context: Context) -> Iterator[CheckResult]:
     parts = [_describe_uenv(image, context.env) for image in context.session.uenvs]
     container = container_name(context.env)
@@ -44,7 +43,6 @@ def container_name(env: Mapping[str, str]) -> Optional[str]:
     return None
 
 
-@check
 def kernel_dirs_writable(context: Context) -> Iterator[CheckResult]:
     kernels = Path(data_dir(context.env)) / "kernels"
     existing = kernels

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
-from kernelctl.doctor import CheckResult, Context, Fix, check
+from kernelctl.doctor.report import CheckResult, Context, Fix
+from kernelctl.errors import CommandFailed
+from kernelctl.proc import run
 
 WARN_AT, FAIL_AT = 0.90, 0.98
 DISK_IO_ERROR = ("JupyterLab's \"Unexpected error while saving file: disk I/O error\" "
@@ -34,7 +35,6 @@ class Usage:
                 f"{self.limit_files:,} files ({_percent(self.used_files, self.limit_files)})")
 
 
-@check
 def quota(context: Context) -> Iterator[CheckResult]:
     usages = quota_usage(context.env) or filesystem_usage(context.env)
     for usage in usages:
@@ -52,12 +52,16 @@ def quota_usage(env: Mapping[str, str]) -> list:
     if not command:
         return []
     try:
-        done = subprocess.run([command, "-w"], env=dict(env), capture_output=True, text=True,
-                              timeout=10, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
+        out = run([command, "-w"], env=env, timeout=10, what="quota", any_exit=True)
+    except CommandFailed:
         return []
+    return parse_quota(out)
+
+
+def parse_quota(text: str) -> list:
+    """Usages from the lines of `quota -w` output (a `*` marks a value over quota)."""
     usages = []
-    for line in done.stdout.splitlines():
+    for line in text.splitlines():
         fields = line.split()
         numbers = [f.rstrip("*") for f in fields[1:] if re.fullmatch(r"\d+\*?", f)]
         if len(fields) >= 7 and len(numbers) == 6 and fields[0] != "Filesystem":
@@ -81,7 +85,6 @@ def filesystem_usage(env: Mapping[str, str]) -> list:
     return usages
 
 
-@check
 def scratch_link(context: Context) -> Iterator[CheckResult]:
     scratch, home = context.env.get("SCRATCH"), context.env.get("HOME")
     if not scratch or not home:

@@ -17,10 +17,11 @@ def _normal(entry):
     return os.path.normcase(os.path.normpath(os.path.abspath(entry)))
 
 
-def _belongs_to_base(entry):
+def _belongs_to_base(entry, roots=None):
     if os.path.basename(entry) in ("site-packages", "dist-packages"):
         return True
-    return any(entry == root or entry.startswith(root + os.sep) for root in BASE_ROOTS)
+    roots = BASE_ROOTS if roots is None else roots
+    return any(entry == root or entry.startswith(root + os.sep) for root in roots)
 
 
 def _guard():
@@ -39,4 +40,7 @@ def _guard():
             return
 
 
-_guard()
+# Runs at start-up in the venv (imported by kernelctl_guard.pth); kernelctl's doctor
+# imports this file as kernelctl.resources.kernelctl_guard only for its rule.
+if __name__ == "kernelctl_guard":
+    _guard()
