@@ -5,7 +5,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 WHEELHOUSE := build/wheelhouse
 
-.PHONY: demo test setup wheelhouse system-packages bench clean
+# Other Pythons (pyenv's, or pythonX.Y on PATH, where the machine has them): kernelctl
+# itself is tested on the oldest and newest it claims, and each 3.9-3.13 as a base.
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+python_for = $(firstword $(wildcard $(PYENV_VERSIONS)/$(1).*/bin/python$(1)) \
+                         $(shell command -v python$(1) 2>/dev/null))
+found = $(foreach v,$(1),$(if $(call python_for,$(v)),$(v)))
+BASE_VERSIONS := $(call found,3.9 3.10 3.11 3.12 3.13)
+OWN_VERSIONS := $(call found,3.9 3.13)
+# What runs on those Pythons: kernelctl's own code paths (the browser, Slurm and
+# fault-injection suites run once, on the default Python).
+PORTABLE_TESTS := tests/test_parsers.py tests/test_create.py tests/test_list.py \
+                  tests/test_remove.py tests/test_install.py tests/test_json.py
+
+.PHONY: demo test setup wheelhouse wheelhouses system-packages bench clean test-pythons
 
 setup: $(BIN)/kernelctl
 
@@ -22,6 +35,24 @@ $(WHEELHOUSE)/.done: $(BIN)/kernelctl
 	  "ipykernel==$$($(BIN)/python -c 'import ipykernel; print(ipykernel.__version__)')"
 	touch $@
 
+# ipykernel for each base Python, downloaded by that Python (pip's --python-version
+# would judge environment markers with the wrong Python).
+wheelhouses: $(foreach v,$(BASE_VERSIONS),build/wheelhouse-$(v)/.done)
+build/wheelhouse-%/.done:
+	$(call python_for,$*) -m pip download --quiet --disable-pip-version-check \
+	  --dest build/wheelhouse-$* ipykernel
+	touch $@
+
+build/venv-%/.done: pyproject.toml
+	$(call python_for,$*) -m venv build/venv-$*
+	build/venv-$*/bin/pip install --quiet --disable-pip-version-check -e . pytest
+	touch $@
+
+test-pythons: wheelhouses $(foreach v,$(OWN_VERSIONS),build/venv-$(v)/.done)
+	@for v in $(OWN_VERSIONS); do echo "== kernelctl on Python $$v"; \
+	  KERNELCTL_TEST_WHEELHOUSE=build/wheelhouse-$$v build/venv-$$v/bin/python -m pytest -q \
+	    -p no:cacheprovider $(PORTABLE_TESTS) || exit 1; done
+
 # Debian packages the tests drive for real: chromium (JupyterLab in a browser; never a
 # browser download) and Slurm (srun, sbatch).
 system-packages:
@@ -30,9 +61,10 @@ system-packages:
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm; }
 
-test: setup wheelhouse system-packages
+test: setup wheelhouse wheelhouses system-packages
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-pythons
 
 demo: setup wheelhouse
 	$(BIN)/python -m kernelctl create --base system --name kernelctl-demo --force \

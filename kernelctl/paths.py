@@ -9,7 +9,6 @@ from typing import Iterable, Mapping, Optional, Union
 
 from kernelctl.errors import NOT_WRITABLE_HINT, KernelctlError, disk_full_error
 
-
 StrPath = Union[str, "os.PathLike[str]"]
 
 

@@ -15,6 +15,19 @@ from kernelctl.proc import run
 # will have, so that PYTHONPATH copies count. find_spec only locates, it imports nothing.
 PROBE_SOURCE = r"""
 import importlib.util, json, os, sys
+def base_executable():
+    # In a venv, Python < 3.11 sets sys._base_executable to the venv's own python.
+    if sys.prefix == sys.base_prefix:
+        return sys.executable
+    exe = getattr(sys, "_base_executable", "")
+    venv_bin = os.path.realpath(os.path.join(sys.prefix, "bin"))
+    if exe and os.path.realpath(os.path.dirname(exe)) != venv_bin:
+        return exe
+    for name in ("python%d.%d" % sys.version_info[:2], "python3", "python"):
+        candidate = os.path.join(sys.base_prefix, "bin", name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return exe or sys.executable
 def where(name):
     spec = importlib.util.find_spec(name)
     if spec is None:
@@ -24,7 +37,7 @@ def where(name):
     return spec.origin
 print(json.dumps({
     "executable": sys.executable,
-    "base_executable": getattr(sys, "_base_executable", sys.executable),
+    "base_executable": base_executable(),
     "version": "%d.%d.%d" % sys.version_info[:3],
     "prefix": sys.prefix,
     "base_prefix": sys.base_prefix,

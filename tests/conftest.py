@@ -23,8 +23,9 @@ import pytest
 from tests.wheels import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
-# The real interpreter under the test venv: it has pip but no ipykernel.
-BASE_PYTHON = Path(getattr(sys, "_base_executable", sys.executable))
+# The real interpreter under the test venv: it has pip but no ipykernel. (Python < 3.11
+# gives the venv's own python as sys._base_executable.)
+BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
 PY_MM = f"{sys.version_info[0]}.{sys.version_info[1]}"
 DIGEST = "a" * 64
 OTHER_DIGEST = "b" * 64

@@ -9,6 +9,16 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # kernelctl depends on tomli there
+    import tomli as tomllib  # noqa: F401 (re-exported for the tests)
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # kernelctl depends on tomli there
+    pass
+
 
 def kernelctl(*args, env: Optional[dict] = None, prefix: Sequence[str] = (),
               **kwargs) -> subprocess.CompletedProcess:
@@ -17,6 +27,13 @@ def kernelctl(*args, env: Optional[dict] = None, prefix: Sequence[str] = (),
     return subprocess.run([*prefix, sys.executable, "-m", "kernelctl", *map(str, args)],
                           env=env if env is not None else dict(os.environ),
                           capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def make_venv(venv: Path, python, *options: str) -> None:
+    """A virtualenv made by virtualenv, in a subprocess (in-process, virtualenv on
+    Python 3.9 sets os.environ["PLAT"], which the leak guard rightly reports)."""
+    subprocess.run([sys.executable, "-m", "virtualenv", str(venv), "--python", str(python),
+                    "--no-periodic-update", *options], check=True, capture_output=True)
 
 
 def created(*args, env: Optional[dict] = None) -> dict:

@@ -6,10 +6,19 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import BASE_PYTHON, PY_MM
-from tests.helpers import PROBE_CODE, created, kernel_json, kernelctl, run_in_kernel
+from tests.helpers import (
+    PROBE_CODE,
+    created,
+    kernel_json,
+    kernelctl,
+    make_venv,
+    run_in_kernel,
+    tomllib,
+)
 
 
 def offline(*dirs) -> list:
@@ -40,7 +49,9 @@ def test_kernel_json_is_absolute_complete_and_bound_to_the_base(prgenv_image, te
     assert spec["argv"] == ["/bin/sh", str(launcher), "-f", "{connection_file}"]
     # The launcher runs the venv's absolute interpreter (never a bare `python`).
     assert f"python={venv / 'bin' / 'python'}\n" in launcher.read_text()
-    assert 'exec "$python" -Xfrozen_modules=off -m ipykernel_launcher "$@"' in launcher.read_text()
+    # -Xfrozen_modules=off (the debugger's wish) exists from Python 3.11 on.
+    flags = "-Xfrozen_modules=off " if sys.version_info >= (3, 11) else ""
+    assert f'exec "$python" {flags}-m ipykernel_launcher "$@"' in launcher.read_text()
     env = spec["env"]
     assert env["VIRTUAL_ENV"] == str(venv)
     assert env["PATH"].split(":")[0] == str(venv / "bin")
@@ -169,7 +180,6 @@ def test_requirements_file_and_record(prgenv_image, test_wheels, tmp_path):
                      *offline(test_wheels), env=session)
     venv = Path(kernel["venv"])
     assert list(venv.glob("lib/python*/site-packages/kctl_extra"))
-    import tomllib
     record = tomllib.loads((venv / "kernelctl.toml").read_text())
     assert record["packages"]["requested"] == ["kctl_shadow==2.0"]
     assert record["packages"]["requirement_files"] == [str(requirements)]
@@ -209,9 +219,8 @@ def test_kernel_survives_uninstalling_kernelctl(prgenv_image, tmp_path):
     import site
     import sys
 
-    from virtualenv import cli_run
     tool = tmp_path / "pipx-venv"
-    cli_run([str(tool), "--python", sys.executable, "--no-seed"], setup_logging=False)
+    make_venv(tool, sys.executable, "--no-seed")
     tool_site = next(tool.glob("lib/python*/site-packages"))
     repo = Path(__file__).resolve().parent.parent
     (tool_site / "kernelctl-deps.pth").write_text(

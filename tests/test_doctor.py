@@ -16,6 +16,7 @@ from tests.helpers import (
     created,
     foreign_spec,
     kernelctl,
+    make_venv,
     run_in_kernel,
     write_kernel,
 )
@@ -137,10 +138,8 @@ def test_stale_env_block_is_found_fixed_and_then_the_venv_wins(session, test_whe
 
 def seed_recipe_kernel(name: str, image, wheels: Path, tmp_path: Path, packages=()) -> Path:
     """A venv and kernel made the documented way, without kernelctl (no guard)."""
-    from virtualenv import cli_run
     venv = tmp_path / f"venv-{name}"
-    cli_run([str(venv), "--python", str(BASE_PYTHON), "--no-seed", "--system-site-packages"],
-            setup_logging=False)
+    make_venv(venv, BASE_PYTHON, "--no-seed", "--system-site-packages")
     site = venv / "lib" / f"python{PY_MM}" / "site-packages"
     if packages:
         subprocess.run([BASE_PYTHON, "-m", "pip", "install", "--quiet", "--no-deps",

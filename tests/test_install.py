@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from tests.conftest import BASE_PYTHON
 from tests.helpers import (
@@ -16,6 +15,7 @@ from tests.helpers import (
     foreign_spec,
     kernelctl,
     run_in_kernel,
+    tomllib,
     write_kernel,
 )
 

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_PYTHON
-from tests.helpers import created, foreign_spec, kernelctl, listed, write_kernel
+from tests.helpers import (
+    created,
+    foreign_spec,
+    kernelctl,
+    listed,
+    make_venv,
+    write_kernel,
+)
 
 
 def user_kernels() -> Path:
@@ -71,10 +78,8 @@ def test_statuses_of_real_kernels(prgenv_image, icon_image, tmp_path):
 
 
 def test_venv_whose_base_python_is_gone_is_broken(tmp_path):
-    from virtualenv import cli_run
     venv = tmp_path / "venv"
-    cli_run([str(venv), "--python", str(BASE_PYTHON), "--no-seed", "--no-periodic-update"],
-            setup_logging=False)
+    make_venv(venv, BASE_PYTHON, "--no-seed")
     config = venv / "pyvenv.cfg"
     config.write_text(config.read_text().replace(f"home = {BASE_PYTHON.parent}",
                                                  "home = /gone/python/bin"))

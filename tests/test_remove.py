@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_PYTHON
-from tests.helpers import created, foreign_spec, kernelctl, listed, write_kernel
+from tests.helpers import (
+    created,
+    foreign_spec,
+    kernelctl,
+    listed,
+    make_venv,
+    write_kernel,
+)
 
 
 def user_kernels() -> Path:
@@ -46,9 +53,8 @@ def test_refuses_to_prompt_without_a_terminal(session):
 
 
 def test_foreign_kernel_goes_its_environment_stays(tmp_path):
-    from virtualenv import cli_run
     venv = tmp_path / "their-venv"
-    cli_run([str(venv), "--python", str(BASE_PYTHON), "--no-seed"], setup_logging=False)
+    make_venv(venv, BASE_PYTHON, "--no-seed")
     spec_dir = write_kernel(user_kernels(), "theirs", foreign_spec(str(venv / "bin/python")))
     assert kernelctl("remove", "theirs", "--yes").returncode == 0
     assert not spec_dir.exists() and (venv / "bin" / "python").exists()
