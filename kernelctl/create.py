@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping, Optional
@@ -83,10 +83,10 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
         _make_room_for_venv(venv_root, name, kernel_dir, request.force, env, tx)
         venv = _build_venv(venv_root, base, request, name, env, progress, tx)
         progress(f"Writing the kernel {name}")
-        metadata = {**base.binding(), "venv": str(venv.root),
-                    "kernelctl_version": __version__, "created": _now()}
+        binding = replace(base.binding(), venv=str(venv.root),
+                          kernelctl_version=__version__, created=_now())
         spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name,
-                          kernel_env(venv, base, env, _own_bin()), metadata)
+                          kernel_env(venv, base, env, _own_bin()), binding)
         launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
                                    base.digest or "", *_explanations(request, base, name, venv))
         staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
@@ -94,7 +94,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
         install_staged(staged, kernel_dir, tx)
     return KernelInfo(name=name, display_name=spec.display_name, language="python",
                       resource_dir=kernel_dir, managed=True, status=Status.OK,
-                      base=base.binding(), venv=venv.root)
+                      base=binding, venv=venv.root)
 
 
 def _checked_venv_path(venv: Path) -> Path:
@@ -169,7 +169,8 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
         raise KernelctlError(f"the new environment {root} cannot import ipykernel",
                              "Install ipykernel into the base or pass -p ipykernel.")
     write_record(root, EnvRecord(
-        kernel=name, kernelctl_version=__version__, created=_now(), base=base.binding(),
+        kernel=name, kernelctl_version=__version__, created=_now(),
+        base=base.binding().to_metadata(),
         packages=tuple(redact(p) for p in packages + missing),
         requirement_files=tuple(str(Path(r).absolute()) for r in request.requirement_files)))
     (root / INCOMPLETE_MARKER).unlink()

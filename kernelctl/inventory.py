@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl import uenv
+from kernelctl.binding import Binding, JuliaBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
 from kernelctl.model import KERNEL_NAME_RE, KernelInfo, KernelSpec, Status
@@ -136,7 +137,7 @@ def read_spec(path: str):
             f"kernel.json is not valid JSON ({message})"
 
 
-def binding_of(spec: Optional[KernelSpec]) -> Optional[dict]:
+def binding_of(spec: Optional[KernelSpec]) -> Optional[Binding]:
     return spec.binding if spec is not None else None
 
 
@@ -160,22 +161,24 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
     if relative:
         return Status.BROKEN, (relative,)
     binding = spec.binding
-    venv = Path(binding["venv"]) if binding and binding.get("venv") else venv_of(argv0)
+    venv = Path(binding.venv) if binding and binding.venv else venv_of(argv0)
     if binding and venv and not os.path.isdir(venv):
         if unreachable(venv):
             return Status.BROKEN, (f"its environment {venv} cannot be reached: permission denied "
                               "(another user's directory?)",)
         return Status.BROKEN, (f"its environment {venv} was deleted",)
-    if binding:
-        mismatch = base_mismatch(binding, session)
+    if binding and binding.image:  # only a kernel that needs an image can miss it
+        from kernelctl import bases  # the base kinds: imported only when a kernel needs one
+
+        mismatch = bases.mismatch(binding, session.uenvs)
         if mismatch:
             return Status.MISMATCH, (mismatch,)
     # A kernelctl Python kernel starts via kernelctl-launch.sh: judge the venv's Python.
     interpreter = str(venv / "bin" / "python") \
-        if venv is not None and binding and binding.get("venv") else argv0
+        if venv is not None and binding and binding.venv else argv0
     problems = _launch_problems(interpreter, venv, session)
     warnings: tuple = ()
-    if binding and binding.get("kind") == "julia" and not problems:
+    if isinstance(binding, JuliaBinding) and not problems:
         problems, warnings = julia_problems(binding, session)
     if problems:
         return Status.BROKEN, problems
@@ -208,32 +211,9 @@ def _launch_problems(argv0: str, venv: Optional[Path], session: Session) -> tupl
     return ()
 
 
-def base_mismatch(binding: dict, session: Session) -> Optional[str]:
-    """Why a kernelctl kernel's uenv is not this session's, or None when it is (or it has
-    no uenv). Python kernels on a uenv have kind "uenv"; Julia kernels name theirs in
-    "uenv"."""
-    uenv_name = binding.get("name") if binding.get("kind") == "uenv" else binding.get("uenv")
-    if not uenv_name:
-        return None
-    label = binding.get("label") or uenv_name
-    mounted = next((u for u in session.uenvs if u.name == uenv_name), None)
-    if not session.uenvs:
-        return f"made for the uenv {label}, but no uenv is mounted in this session"
-    if mounted is None:
-        have = ", ".join(u.name for u in session.uenvs)
-        return f"made for the uenv {label}, but this session has {have}"
-    digest = binding.get("digest")
-    if digest and mounted.digest and digest != mounted.digest:
-        return (f"made for the uenv {label} (image {digest[:12]}), but the mounted "
-                f"{mounted.name} is image {mounted.digest[:12]}: the image was replaced")
-    if binding.get("mount") and binding["mount"] != str(mounted.mount):
-        return f"made for {label} mounted at {binding['mount']}, not at {mounted.mount}"
-    return None
-
-
-def julia_problems(binding: dict, session: Session) -> tuple:
+def julia_problems(binding: JuliaBinding, session: Session) -> tuple:
     """(broken, warnings) for a Julia kernel: its julia and depot, and purged storage."""
-    julia, depot = binding.get("julia"), binding.get("depot")
+    julia, depot = binding.julia, binding.depot
     if julia and not _executable(julia):
         return (f"its julia {julia} is missing",), ()
     if depot and not os.path.isdir(depot):
@@ -256,15 +236,13 @@ def _executable(path: str) -> bool:
 def _kernel(resource_dir: Path, spec: Optional[KernelSpec], status: Status, problems: tuple,
             visible: bool = True) -> KernelInfo:
     binding = binding_of(spec)
-    base = {k: v for k, v in binding.items() if k not in ("venv", "kernelctl_version",
-                                                         "created")} if binding else None
-    venv = binding.get("venv") if binding else None
+    venv = binding.venv if binding else None
     return KernelInfo(
         name=resource_dir.name.lower(),
         display_name=spec.display_name if spec else resource_dir.name,
         language=spec.language if spec else "",
         resource_dir=resource_dir, managed=binding is not None, status=status,
-        problems=problems, base=base, venv=Path(venv) if venv else None,
+        problems=problems, base=binding, venv=Path(venv) if venv else None,
         visible=visible, spec=spec,
     )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from kernelctl import __version__, uenv
+from kernelctl.binding import JuliaBinding
 from kernelctl.errors import CommandFailed, KernelctlError, disk_errors
 from kernelctl.kernelspec import (
     check_kernel_name,
@@ -248,7 +249,7 @@ def _written_spec(path: Path) -> KernelSpec:
 
 
 def _robust_spec(spec: KernelSpec, install: JuliaInstall, env: Mapping[str, str],
-                 threads: Optional[str], metadata: dict) -> KernelSpec:
+                 threads: Optional[str], binding: JuliaBinding) -> KernelSpec:
     """Run the stable launcher (IJulia wrote Sys.BINDIR's julia, which updates and purges
     remove) with the environment julia needs written in, whatever the server has."""
     kernel_env = {**spec.values(), **install.env}
@@ -257,7 +258,7 @@ def _robust_spec(spec: KernelSpec, install: JuliaInstall, env: Mapping[str, str]
     path = [str(install.launcher.parent)] + [p for p in env.get("PATH", "").split(os.pathsep) if p]
     kernel_env["PATH"] = os.pathsep.join(dict.fromkeys(path))
     return replace(spec, argv=(str(install.launcher), *spec.argv[1:])) \
-        .with_values(kernel_env).with_binding(metadata)
+        .with_values(kernel_env).with_binding(binding)
 
 
 def _nsys_spec(spec: KernelSpec, nsys: Path, display: str,
@@ -267,37 +268,41 @@ def _nsys_spec(spec: KernelSpec, nsys: Path, display: str,
         f"{display} (Nsight Systems)"
     return replace(spec, display_name=shown, argv=(str(nsys), "launch", "--trace=cuda", *spec.argv)) \
         .with_values({**spec.values(), "JULIA_CUDA_NSYS": str(nsys)}) \
-        .with_binding({**(spec.binding or {}), "nsys": str(nsys)})
+        .with_binding(replace(_julia_binding(spec), nsys=str(nsys)))
 
 
 def _place(staged: Path, spec: KernelSpec, kernel_dir: Path, tx: Transaction) -> KernelInfo:
     (staged / "kernel.json").write_text(spec.to_text())
     install_staged(staged, kernel_dir, tx)
-    binding = spec.binding or {}
     return KernelInfo(name=kernel_dir.name, display_name=spec.display_name,
                       language="julia", resource_dir=kernel_dir, managed=True, status=Status.OK,
-                      base={k: v for k, v in binding.items()
-                            if k not in ("kernelctl_version", "created")})
+                      base=_julia_binding(spec))
+
+
+def _julia_binding(spec: KernelSpec) -> JuliaBinding:
+    binding = spec.binding
+    if not isinstance(binding, JuliaBinding):
+        raise CommandFailed("a Julia kernel lost its metadata while being written")
+    return binding
 
 
 def _metadata(install: JuliaInstall, facts: dict, project: str, threads: Optional[str],
-              env: Mapping[str, str]) -> dict:
+              env: Mapping[str, str]) -> JuliaBinding:
     image = install.image
     info = uenv.inspect(image.digest or image.name, env) if image else {}
     label = str(uenv.UenvLabel(image.name, info.get("version"), info.get("tag"))) \
         if image else f"julia {facts['version']}"
-    fields = {
-        "kind": "julia", "name": "julia", "label": label, "julia": str(install.launcher),
-        "julia_version": facts["version"], "julia_bindir": facts.get("bindir"),
-        "ijulia_version": facts["ijulia"], "depot": facts.get("depot", "").split(":")[0] or None,
-        "project": project.split("=", 1)[1], "threads": threads,
-        "uenv": image.name if image else None, "view": install.view if image else None,
-        "digest": (info.get("digest") or image.digest) if image else None,
-        "mount": str(image.mount) if image else None,
-        "kernelctl_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    return {key: value for key, value in fields.items() if value is not None}
+    return JuliaBinding(
+        kind="julia", name="julia", label=label, julia=str(install.launcher),
+        julia_version=facts["version"], julia_bindir=facts.get("bindir"),
+        ijulia_version=facts["ijulia"], depot=facts.get("depot", "").split(":")[0] or None,
+        project=project.split("=", 1)[1], threads=threads,
+        image=image.name if image else None, view=install.view if image else None,
+        digest=(info.get("digest") or image.digest) if image else None,
+        mount=str(image.mount) if image else None,
+        kernelctl_version=__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def _nsys(wanted: Optional[bool], env: Mapping[str, str]) -> Optional[Path]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from kernelctl.errors import KernelctlError, NameTaken
+from kernelctl.binding import Binding
 from kernelctl.model import KERNEL_NAME_RE, METADATA_KEY, KernelSpec
 from kernelctl.paths import new_dir_mode
 from kernelctl.transaction import Transaction, move_aside, remove_path
@@ -117,12 +118,12 @@ def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
         explainer=EXPLAINER)
 
 
-def build_spec(launcher: Path, display_name: str, env: dict, metadata: dict) -> KernelSpec:
+def build_spec(launcher: Path, display_name: str, env: dict, binding: Binding) -> KernelSpec:
     return KernelSpec(
         # /bin/sh always exists, so a kernel whose Python is gone can still explain itself.
         argv=("/bin/sh", str(launcher), "-f", "{connection_file}"),
         display_name=display_name, language="python",
-        metadata={"debugger": True, METADATA_KEY: metadata},
+        metadata={"debugger": True, METADATA_KEY: binding.to_metadata()},
         # The launcher execs Python: same pid, same signals.
         other={"interrupt_mode": "signal"},
     ).with_values(env)

@@ -9,6 +9,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Mapping, Optional
 
+from kernelctl.binding import Binding
+
 JSON_FORMAT_VERSION = 1
 # Jupyter's rule for kernel names (jupyter_client lower-cases them first).
 KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
@@ -40,7 +42,7 @@ class KernelInfo:
     managed: bool  # made by kernelctl (its kernel.json carries metadata.kernelctl)
     status: Status
     problems: tuple = ()
-    base: Optional[dict] = None
+    base: Optional[Binding] = None
     venv: Optional[Path] = None
     # False for what Jupyter does not offer: a same-named kernel earlier on the path
     # shadows it, or Jupyter skips the entry (no kernel.json, a name it rejects).
@@ -52,7 +54,8 @@ class KernelInfo:
             "name": self.name, "display_name": self.display_name,
             "language": self.language, "resource_dir": str(self.resource_dir),
             "managed": self.managed, "status": self.status.value,
-            "problems": list(self.problems), "base": self.base,
+            "problems": list(self.problems),
+            "base": self.base.public() if self.base else None,
             "venv": str(self.venv) if self.venv else None,
             "visible": self.visible,
         }
@@ -112,10 +115,10 @@ class KernelSpec:
         return json.dumps(self.to_dict(), indent=1) + "\n"
 
     @property
-    def binding(self) -> Optional[dict]:
+    def binding(self) -> Optional[Binding]:
         """kernelctl's block in the metadata; None for a kernel kernelctl did not make."""
         binding = self.metadata.get(METADATA_KEY)
-        return binding if isinstance(binding, dict) else None
+        return Binding.from_metadata(binding) if isinstance(binding, dict) else None
 
     def values(self) -> dict:
         """The env the kernel gets (where no ${VAR} is substituted)."""
@@ -124,8 +127,8 @@ class KernelSpec:
     def with_values(self, values: Mapping[str, str]) -> "KernelSpec":
         return replace(self, env=escape_env(values))
 
-    def with_binding(self, binding: dict) -> "KernelSpec":
-        return replace(self, metadata={**self.metadata, METADATA_KEY: binding})
+    def with_binding(self, binding: Binding) -> "KernelSpec":
+        return replace(self, metadata={**self.metadata, METADATA_KEY: binding.to_metadata()})
 
 
 def escape_env(values: Mapping[str, str]) -> dict:

@@ -184,7 +184,7 @@ def _fit(text: str, width: int) -> str:
 def _base_label(kernel: KernelInfo) -> str:
     if not kernel.base:
         return "-"
-    return str(kernel.base.get("label") or kernel.base.get("name") or "?")
+    return kernel.base.label or kernel.base.name or "?"
 
 
 def _redacted(record: Optional[dict]) -> Optional[dict]:

@@ -43,9 +43,9 @@ def _healthy(kernel: KernelInfo) -> str:
 
 
 def _start_with(kernel: KernelInfo) -> str:
-    base = kernel.base or {}
-    view = f" and the view {base['view']}" if base.get("view") else ""
-    label = base.get("label") or base.get("uenv") or base.get("name")
+    base = kernel.base
+    view = f" and the view {base.view}" if base and base.view else ""
+    label = base and (base.label or base.image or base.name)
     return (f"Start JupyterLab with the uenv {label}{view} to use it (Hub spawner form, "
             "Advanced options); or make a kernel for this session with kernelctl create.")
 
@@ -87,9 +87,9 @@ def env_block(context: Context) -> Iterator[CheckResult]:
     """A kernelctl kernel whose env no longer puts its venv first (edited, or old)."""
     for kernel in python_kernels(context):
         binding = spec_of(kernel).binding
-        if not binding or not binding.get("venv") or kernel.status == Status.BROKEN:
+        if not binding or not binding.venv or kernel.status == Status.BROKEN:
             continue
-        venv = Path(binding["venv"])
+        venv = Path(binding.venv)
         site = site_packages(venv)
         wrong = _env_problems(kernel.spec, venv, site)
         if not wrong:
@@ -257,7 +257,7 @@ def _base_entry_rule(kernel: KernelInfo, site: Path) -> Optional[Callable[[str],
         return None
     from kernelctl.resources import kernelctl_guard as guard
 
-    mount = (kernel.base or {}).get("mount")
+    mount = kernel.base.mount if kernel.base else None
     roots = (os.path.normcase(os.path.normpath(mount)),) if mount else ()
     return lambda entry: guard._belongs_to_base(guard._normal(entry), roots)
 

@@ -1,0 +1,112 @@
+"""What a new environment is built on (`--base`): one module per kind of base.
+
+A kind module (KINDS) offers:
+- `claims(spec) -> bool`: whether `--base SPEC` is written in its form (`uenv:...`);
+- `resolve(spec, env) -> Base`, and `from_recipe(recipe, env) -> Base` for recipes of
+  its kind: the interpreter, the image, what the base puts on PYTHONPATH;
+- `mismatch(binding, uenvs) -> str | None`: why a kernel bound to such a base cannot
+  run in this session (its staleness), for `list` and `doctor`.
+Base.binding() is what a kernel records of its base. Only what `list` needs is imported
+here; resolving imports the probe and the recipes when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+
+from kernelctl.binding import Binding, PythonBinding
+from kernelctl.errors import KernelctlError
+
+if TYPE_CHECKING:
+    from kernelctl.probe import Interpreter
+
+KINDS = ("python", "uenv")
+BASE_FORMS = "a recipe name (e.g. prgenv-gnu), uenv:NAME[/VERSION][:TAG], python:PATH or system"
+
+
+@dataclass(frozen=True)
+class Base:
+    kind: str  # a module of KINDS
+    name: str
+    label: str  # what a human calls it: prgenv-gnu/24.11:v1, system, python:/opt/bin/python3
+    python: str  # the interpreter as the user reaches it; never symlink-resolved
+    interpreter: "Interpreter" = field(repr=False, compare=False)
+    image: Optional[str] = None  # the uenv it lives in
+    version: Optional[str] = None
+    tag: Optional[str] = None
+    view: Optional[str] = None
+    digest: Optional[str] = None
+    mount: Optional[str] = None
+    recipe: Optional[str] = None
+    # What the base puts on PYTHONPATH: these copies would shadow the venv's.
+    pythonpath: tuple = ()
+    # PYTHONPATH entries under these directories belong to the base.
+    shadow_roots: tuple = ()
+    packages: tuple = ()
+
+    @property
+    def display_name(self) -> str:
+        shown = self.python if self.kind == "python" and self.name != "system" else self.label
+        return f"Python {self.interpreter.major_minor} ({shown})"
+
+    @property
+    def default_kernel_name(self) -> str:
+        label = f"python{self.interpreter.major_minor}" \
+            if self.label.startswith("python:") else self.label
+        return re.sub(r"[^a-z0-9._-]+", "-", label.lower()).strip("-.")
+
+    def binding(self) -> PythonBinding:
+        """What kernel.json metadata and the environment record keep of the base."""
+        return PythonBinding(
+            kind=self.kind, name=self.name, label=self.label, image=self.image,
+            version=self.version, tag=self.tag, view=self.view, digest=self.digest,
+            mount=self.mount, recipe=self.recipe, python=self.python,
+            python_version=self.interpreter.version)
+
+
+def kind_module(kind: str):
+    if kind not in KINDS:
+        raise KernelctlError(f"unknown base kind '{kind}'", f"Base kinds: {', '.join(KINDS)}.")
+    return importlib.import_module(f"kernelctl.bases.{kind}")
+
+
+def resolve_base(spec: str, env: Mapping[str, str]) -> Base:
+    spec = spec.strip()
+    for kind in KINDS:
+        module = kind_module(kind)
+        if module.claims(spec):
+            return module.resolve(spec, env)
+    from kernelctl import recipes
+
+    recipe = recipes.find_recipe(spec, env) if re.fullmatch(r"[A-Za-z0-9_.-]+", spec) else None
+    if recipe is None:
+        known = ", ".join(r.name for r in recipes.all_recipes(env)) or "none"
+        raise KernelctlError(f"unknown base '{spec}'",
+                             f"--base takes {BASE_FORMS}. Recipes here: {known}.")
+    return kind_module(recipe.kind).from_recipe(recipe, env)
+
+
+def mismatch(binding: Binding, uenvs: Sequence) -> Optional[str]:
+    """Why this session (its mounted `uenvs`) cannot run a kernel with `binding`."""
+    for kind in KINDS:
+        why = kind_module(kind).mismatch(binding, uenvs)
+        if why:
+            return why
+    return None
+
+
+def checked_probe(python: Path, env: Mapping[str, str]) -> "Interpreter":
+    """The interpreter's facts, from one probe; a Python older than 3.9 is refused."""
+    from kernelctl.probe import probe
+
+    interpreter = probe(python, env)
+    if not interpreter.supported:
+        raise KernelctlError(
+            f"{python} is Python {interpreter.version}; kernelctl needs Python >= 3.9",
+            "Choose a newer base (another uenv version, module or interpreter).",
+        )
+    return interpreter

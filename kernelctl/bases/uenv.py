@@ -1,0 +1,137 @@
+"""`--base uenv:NAME[/VERSION][:TAG]` and uenv recipes: the Python of a CSCS uenv view.
+
+The session must have the uenv mounted (UENV_MOUNT_LIST, UENV_VIEW); kernelctl never
+mounts one. A kernel made here needs that image again (`mismatch`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+
+from kernelctl import uenv
+from kernelctl.bases import Base, checked_probe
+from kernelctl.binding import Binding
+from kernelctl.errors import BaseNotActive, KernelctlError
+from kernelctl.paths import is_within, path_list
+
+if TYPE_CHECKING:
+    from kernelctl.recipes import Recipe
+
+PREFIX = "uenv:"
+
+
+def claims(spec: str) -> bool:
+    return spec.startswith(PREFIX)
+
+
+def resolve(spec: str, env: Mapping[str, str]) -> Base:
+    from kernelctl.recipes import recipe_for_uenv
+
+    label = uenv.UenvLabel.parse(spec[len(PREFIX):])
+    return _uenv_base(label, recipe_for_uenv(label.name, env), env)
+
+
+def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
+    return _uenv_base(uenv.UenvLabel(recipe.uenv), recipe, env)
+
+
+def mismatch(binding: Binding, uenvs: Sequence) -> Optional[str]:
+    """Why the uenv a kernel needs is not among this session's, or None when it is (or
+    the kernel needs none). Any kind of kernel may need one: Python and Julia alike."""
+    if not binding.image:
+        return None
+    label = binding.label or binding.image
+    mounted = next((u for u in uenvs if u.name == binding.image), None)
+    if not uenvs:
+        return f"made for the uenv {label}, but no uenv is mounted in this session"
+    if mounted is None:
+        have = ", ".join(u.name for u in uenvs)
+        return f"made for the uenv {label}, but this session has {have}"
+    digest = binding.digest
+    if digest and mounted.digest and digest != mounted.digest:
+        return (f"made for the uenv {label} (image {digest[:12]}), but the mounted "
+                f"{mounted.name} is image {mounted.digest[:12]}: the image was replaced")
+    if binding.mount and binding.mount != str(mounted.mount):
+        return f"made for {label} mounted at {binding.mount}, not at {mounted.mount}"
+    return None
+
+
+def _uenv_base(label: uenv.UenvLabel, recipe: Optional["Recipe"],
+               env: Mapping[str, str]) -> Base:
+    mounted = _mounted_uenv(label, recipe, env)
+    image = uenv.inspect(mounted.digest or mounted.name, env)
+    _check_version(label, image, recipe, mounted)
+    view = _pick_view(label, recipe, mounted)
+    root = mounted.view_root(view) or mounted.mount
+    python = root / (recipe.python if recipe else "bin/python3")
+    if not os.access(python, os.X_OK):
+        raise KernelctlError(
+            f"the view '{view}' of {mounted.name} has no Python at {python}",
+            f"Pick a view that provides python3, e.g. --base uenv:{label.name} with the "
+            "session started on that view.",
+        )
+    pythonpath = mounted.view_list_var(view, "PYTHONPATH") or [
+        entry for entry in path_list(env.get("PYTHONPATH", ""))
+        if is_within(entry, mounted.mount)]
+    version = image.get("version") or label.version
+    tag = image.get("tag") or label.tag
+    return Base(
+        kind="uenv", name=mounted.name, image=mounted.name, label=str(uenv.UenvLabel(mounted.name, version, tag)),
+        python=str(python), interpreter=checked_probe(python, env), version=version,
+        tag=tag, view=view, digest=image.get("digest") or mounted.digest,
+        mount=str(mounted.mount), recipe=recipe.name if recipe else None,
+        pythonpath=tuple(pythonpath), shadow_roots=(str(mounted.mount),),
+        packages=recipe.packages if recipe else (),
+    )
+
+
+def _start_hint(label: uenv.UenvLabel, view: str) -> str:
+    return (
+        f"Start JupyterLab with the uenv '{label}' and the view '{view}' (JupyterHub "
+        f"spawner form, Advanced options), or outside Jupyter run: "
+        f"uenv start {label} --view={view}"
+    )
+
+
+def _mounted_uenv(label, recipe, env) -> uenv.MountedUenv:
+    view = recipe.view if recipe else "default"
+    mounted = uenv.session_uenvs(env)
+    if not mounted:
+        raise BaseNotActive(f"no uenv is mounted in this session (wanted {label})",
+                            _start_hint(label, view))
+    for image in mounted:
+        if image.name == label.name:
+            return image
+    have = ", ".join(f"{m.name} at {m.mount}" for m in mounted)
+    raise BaseNotActive(f"this session has {have} mounted, not {label.name}",
+                        _start_hint(label, view))
+
+
+def _check_version(label, image: dict, recipe, mounted) -> None:
+    for part in ("version", "tag"):
+        wanted, have = getattr(label, part), image.get(part)
+        if wanted and have and wanted != have:
+            view = recipe.view if recipe else (mounted.active_views or ("default",))[0]
+            raise BaseNotActive(
+                f"the mounted {mounted.name} is {part} {have}, not {wanted}",
+                _start_hint(label, view),
+            )
+
+
+def _pick_view(label, recipe, mounted) -> str:
+    if recipe:
+        if recipe.view in mounted.active_views:
+            return recipe.view
+        raise BaseNotActive(
+            f"{mounted.name} is mounted with the view(s) "
+            f"{', '.join(mounted.active_views) or 'none'}, not '{recipe.view}'",
+            _start_hint(label, recipe.view),
+        )
+    for view in mounted.active_views:
+        if mounted.view_root(view) and os.path.exists(mounted.view_root(view) / "bin" / "python3"):
+            return view
+    if mounted.active_views:
+        return mounted.active_views[0]
+    raise BaseNotActive(f"{mounted.name} is mounted without an active view",
+                        _start_hint(label, "default"))

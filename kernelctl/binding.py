@@ -1,0 +1,74 @@
+"""What a kernelctl kernel is bound to: its base, its environment, who made it.
+
+Stored as `metadata.kernelctl` in kernel.json (docs/json.md). One vocabulary for every
+kind of kernel: `image` is the uenv a kernel needs (stored as `uenv`; kernels made before
+it was written carry it as `name` when `kind` is "uenv"), `venv` the environment
+kernelctl made for it. Each kind adds its own fields in a subclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Dict, Optional, Type
+
+
+@dataclass(frozen=True)
+class Binding:
+    kind: str  # "python" (an interpreter), "uenv" (a uenv view's Python), "julia"
+    name: str = ""
+    label: str = ""  # what a human calls the base: prgenv-gnu/24.11:v1, system, julia 1.11
+    image: Optional[str] = None  # the uenv it needs, for any kind
+    version: Optional[str] = None
+    tag: Optional[str] = None
+    view: Optional[str] = None
+    digest: Optional[str] = None
+    mount: Optional[str] = None
+    venv: Optional[str] = None
+    kernelctl_version: Optional[str] = None
+    created: Optional[str] = None
+
+    @classmethod
+    def from_metadata(cls, data: dict) -> "Binding":
+        """The binding of `data` (string values, as KernelSpec checked), typed by kind."""
+        kind = data.get("kind") or ""
+        subclass = KINDS.get(kind, Binding)
+        known = {f.name for f in fields(subclass)} - {"image"}
+        values = {key: value for key, value in data.items() if key in known}
+        image = data.get("uenv") or (data.get("name") if kind == "uenv" else None)
+        return subclass(**{**values, "kind": kind, "image": image})
+
+    def to_metadata(self) -> dict:
+        """As stored: no empty fields, `image` under its on-disk name `uenv`."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["uenv"] = data.pop("image")
+        return {key: value for key, value in data.items() if value is not None}
+
+    def public(self) -> dict:
+        """The `base` object of --json output: the binding without what is not the base."""
+        data = self.to_metadata()
+        for key in ("venv", "kernelctl_version", "created"):
+            data.pop(key, None)
+        return data
+
+
+@dataclass(frozen=True)
+class PythonBinding(Binding):
+    python: Optional[str] = None  # the interpreter as the user reaches it
+    python_version: Optional[str] = None
+    recipe: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class JuliaBinding(Binding):
+    julia: Optional[str] = None  # the stable launcher the kernel runs
+    julia_version: Optional[str] = None
+    julia_bindir: Optional[str] = None
+    ijulia_version: Optional[str] = None
+    depot: Optional[str] = None
+    project: Optional[str] = None
+    threads: Optional[str] = None
+    nsys: Optional[str] = None
+
+
+KINDS: Dict[str, Type[Binding]] = {"python": PythonBinding, "uenv": PythonBinding,
+                                   "julia": JuliaBinding}
