@@ -8,6 +8,7 @@ kernelctl made for it. Each kind adds its own fields in a subclass.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from typing import Dict, Optional, Type
 
@@ -56,6 +57,19 @@ class PythonBinding(Binding):
     python: Optional[str] = None  # the interpreter as the user reaches it
     python_version: Optional[str] = None
     recipe: Optional[str] = None
+    base_env: Optional[str] = None  # the venv the base interpreter lives in, if any
+    layers: Optional[str] = None  # its site-packages, os.pathsep-joined: the kernel needs them
+
+    def describe(self) -> str:
+        """One line: what the environment is built on, never leaving out a layer."""
+        on = f"Python {self.python_version} at {self.python}"
+        if self.base_env:
+            return (f"{self.label}: the environment {self.base_env} (its packages are seen, "
+                    f"never changed), on {on}")
+        return f"{self.label}: {on}"
+
+    def layer_dirs(self) -> list:
+        return [d for d in (self.layers or "").split(os.pathsep) if d]
 
 
 @dataclass(frozen=True)

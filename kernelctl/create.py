@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Tuple
 
 from kernelctl import __version__
 from kernelctl.bases import Base, resolve_base
@@ -71,6 +71,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     venv_root = _checked_venv_path(request.venv) if request.venv else None
     progress(f"Inspecting the base {request.base}")
     base = resolve_base(request.base, env)
+    progress(f"Building on {base.describe()}")
     name = check_kernel_name(request.name if request.name is not None
                              else base.default_kernel_name)
     venv_root = venv_root or _checked_venv_path(home / "venvs" / name)
@@ -87,8 +88,9 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
                           kernelctl_version=__version__, created=_now())
         spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name,
                           kernel_env(venv, base, env, _own_bin()), binding)
+        gone, unavailable = _explanations(request, base, name, venv)
         launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
-                                   base.digest or "", *_explanations(request, base, name, venv))
+                                   base.digest or "", gone, unavailable, base.layers)
         staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
                               tx, launcher)
         install_staged(staged, kernel_dir, tx)
@@ -177,7 +179,7 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
     return _BuiltVenv(venv.root, venv.python, venv.site_packages, checked.ipykernel)
 
 
-def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> tuple:
+def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> Tuple[str, str]:
     """What the notebook says when the venv is gone, or its base cannot run here."""
     recreate = f"kernelctl create --base {request.base} --name {name} --force"
     gone = (f"kernelctl: this kernel's environment {venv.root} no longer exists. In a "
@@ -188,6 +190,10 @@ def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> 
             "which this session does not have. Start JupyterLab with the uenv "
             f"{base.label} and the view {base.view}, or pick a kernel made for this "
             "session's image (kernelctl list shows them).")
+    elif base.base_env:
+        unavailable = (f"kernelctl: the environment this kernel was built on ({base.base_env}) "
+                       "is gone, or was rebuilt with another Python, so its packages are "
+                       f"missing. Recreate the kernel on what is there now: {recreate}")
     else:
         unavailable = (f"kernelctl: the Python this kernel's environment was built on "
                        f"({base.python}) cannot run here. Recreate it: {recreate}")

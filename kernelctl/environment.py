@@ -13,6 +13,7 @@ from kernelctl.proc import run
 from kernelctl.venvs import Venv
 
 GUARD_MODULE = "kernelctl_guard"
+LAYERS_PTH = "kernelctl_layers.pth"
 PIP_SHIM = """#!{python}
 # Written by kernelctl: runs the base's pip inside this environment, so that
 # `pip install` lands here (this environment seeds no pip of its own, to save files).
@@ -42,6 +43,8 @@ def create_venv(root: Path, base: Base) -> Venv:
     creator = session.creator
     venv = Venv(root=root, python=Path(creator.exe), site_packages=Path(creator.purelib))
     _install_guard(venv, base)
+    if base.layers:
+        _install_layers(venv, base)
     if base.interpreter.pip:
         _install_pip_shims(venv, base)
     return venv
@@ -53,6 +56,14 @@ def _install_guard(venv: Venv, base: Base) -> None:
     source = source.replace("BASE_ROOTS = ()", f"BASE_ROOTS = {roots!r}", 1)
     (venv.site_packages / f"{GUARD_MODULE}.py").write_text(source)
     (venv.site_packages / f"{GUARD_MODULE}.pth").write_text(f"import {GUARD_MODULE}\n")
+
+
+def _install_layers(venv: Venv, base: Base) -> None:
+    """The base venv's site-packages, after this venv's own and before the system's:
+    site processes this venv's .pth files before it adds the system site-packages.
+    addsitedir also runs the base venv's own .pth files (editable installs)."""
+    lines = [f"import site; site.addsitedir({layer!r})\n" for layer in base.layers]
+    (venv.site_packages / LAYERS_PTH).write_text("".join(lines))
 
 
 def _install_pip_shims(venv: Venv, base: Base) -> None:

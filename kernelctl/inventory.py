@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl import uenv
-from kernelctl.binding import Binding, JuliaBinding
+from kernelctl.binding import Binding, JuliaBinding, PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
 from kernelctl.model import KERNEL_NAME_RE, KernelInfo, KernelSpec, Status
@@ -167,6 +167,9 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
             return Status.BROKEN, (f"its environment {venv} cannot be reached: permission denied "
                               "(another user's directory?)",)
         return Status.BROKEN, (f"its environment {venv} was deleted",)
+    layers_gone = _layers_gone(binding) if isinstance(binding, PythonBinding) else None
+    if layers_gone:
+        return Status.BROKEN, (layers_gone,)
     if binding and binding.image:  # only a kernel that needs an image can miss it
         from kernelctl import bases  # the base kinds: imported only when a kernel needs one
 
@@ -183,6 +186,15 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
     if problems:
         return Status.BROKEN, problems
     return (Status.OK if binding else Status.UNKNOWN), warnings
+
+
+def _layers_gone(binding: PythonBinding) -> Optional[str]:
+    """A kernel layered on a venv is not itself without that venv's packages."""
+    missing = [d for d in binding.layer_dirs() if not os.path.isdir(d)]
+    if not missing:
+        return None
+    return (f"the environment it was built on ({binding.base_env}) is gone or was rebuilt "
+            f"with another Python: {missing[0]} is missing")
 
 
 def _relative_argv(argv: tuple) -> Optional[str]:

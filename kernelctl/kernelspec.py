@@ -86,11 +86,14 @@ LAUNCHER_TEMPLATE = """#!/bin/sh
 # (instead of Jupyter's silent "kernel died, restarting" loop). Healthy path: one test.
 python={python}
 digest={digest}
+# The environments this one is layered on; the kernel is not itself without them.
+layers_here=yes
+for layer in {layers}; do [ -d "$layer" ] || layers_here=no; done
 case ",$UENV_MOUNT_LIST," in
   *"/$digest/"*|",,") image_here=yes ;;
   *) image_here=no ;;
 esac
-if [ -x "$python" ] && {{ [ -z "$digest" ] || [ "$image_here" = yes ]; }}; then
+if [ -x "$python" ] && [ "$layers_here" = yes ] && {{ [ -z "$digest" ] || [ "$image_here" = yes ]; }}; then
   exec "$python" {python_flags}-m ipykernel_launcher "$@"
 fi
 if [ ! -d {venv} ]; then why={gone}; else why={unavailable}; fi
@@ -107,13 +110,14 @@ exit 1
 
 
 def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
-                    gone: str, unavailable: str) -> str:
+                    gone: str, unavailable: str, layers: tuple = ()) -> str:
     """kernelctl-launch.sh for a kernel; `gone` and `unavailable` are what the notebook
     shows when the venv was deleted, or its Python (its base image) is not here."""
     flags = "-Xfrozen_modules=off " if _at_least(python_version, (3, 11)) else ""
     quote = shlex.quote
     return LAUNCHER_TEMPLATE.format(
         python=quote(str(python)), digest=quote(digest), python_flags=flags,
+        layers=" ".join(quote(layer) for layer in layers),
         venv=quote(str(venv)), gone=quote(gone), unavailable=quote(unavailable),
         explainer=EXPLAINER)
 

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from kernelctl.binding import PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.model import JSON_FORMAT_VERSION, KernelInfo, Status
 from kernelctl.redact import redact
@@ -35,6 +36,7 @@ class Renderer:
         venv = kernel.venv
         self.out.write(
             f"Created kernel '{kernel.name}': {kernel.display_name}\n"
+            f"  built on:    {_built_on(kernel)}\n"
             f"  environment: {venv}\n"
             f"  kernelspec:  {kernel.resource_dir / 'kernel.json'}\n"
             f"\n"
@@ -179,6 +181,12 @@ def _row(*cells: str) -> str:
 def _fit(text: str, width: int) -> str:
     text = text.replace("\n", " ")
     return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
+def _built_on(kernel: KernelInfo) -> str:
+    """The one line that says what the kernel is built on, layers included."""
+    base = kernel.base
+    return base.describe() if isinstance(base, PythonBinding) else _base_label(kernel)
 
 
 def _base_label(kernel: KernelInfo) -> str:

@@ -13,6 +13,7 @@ here; resolving imports the probe and the recipes when it runs.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,10 @@ class Base:
     digest: Optional[str] = None
     mount: Optional[str] = None
     recipe: Optional[str] = None
+    # When the interpreter lives in a venv: that venv, and its site-packages, which the
+    # new environment sees after its own (a venv cannot be made from a venv's python).
+    base_env: Optional[str] = None
+    layers: tuple = ()
     # What the base puts on PYTHONPATH: these copies would shadow the venv's.
     pythonpath: tuple = ()
     # PYTHONPATH entries under these directories belong to the base.
@@ -50,7 +55,8 @@ class Base:
 
     @property
     def display_name(self) -> str:
-        shown = self.python if self.kind == "python" and self.name != "system" else self.label
+        shown = self.base_env or (self.python if self.kind == "python" and self.name != "system"
+                                   else self.label)
         return f"Python {self.interpreter.major_minor} ({shown})"
 
     @property
@@ -65,7 +71,11 @@ class Base:
             kind=self.kind, name=self.name, label=self.label, image=self.image,
             version=self.version, tag=self.tag, view=self.view, digest=self.digest,
             mount=self.mount, recipe=self.recipe, python=self.python,
-            python_version=self.interpreter.version)
+            python_version=self.interpreter.version, base_env=self.base_env,
+            layers=os.pathsep.join(self.layers) or None)
+
+    def describe(self) -> str:
+        return self.binding().describe()
 
 
 def kind_module(kind: str):

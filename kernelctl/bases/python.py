@@ -11,7 +11,7 @@ from typing import Mapping, Optional, Sequence
 from kernelctl.bases import Base, checked_probe
 from kernelctl.binding import Binding
 from kernelctl.errors import KernelctlError
-from kernelctl.paths import path_list
+from kernelctl.paths import is_within, path_list
 
 PREFIX = "python:"
 
@@ -44,11 +44,20 @@ def _python_base(label: str, python: str, env: Mapping[str, str]) -> Base:
             "Write --base python:/absolute/path/to/python3 (see `which python3`).",
         )
     interpreter = checked_probe(path, env)
+    base_env, layers, python = None, (), interpreter.executable
     if interpreter.in_venv:
-        # A venv cannot sit on top of another venv: build on the interpreter under it.
-        path = Path(interpreter.base_executable)
-        interpreter = checked_probe(path, env)
+        # virtualenv cannot make a venv from a venv's python: build on the interpreter
+        # under it, and layer the venv's site-packages in (its packages are the point).
+        base_env, layers = interpreter.prefix, _site_dirs(interpreter)
+        python = checked_probe(Path(interpreter.base_executable), env).executable
     # sys.executable, not `path`: a pyenv or conda shim is a script, not the interpreter.
     return Base(kind="python", name="system" if label == "system" else "python",
-                label=label, python=interpreter.executable, interpreter=interpreter,
-                pythonpath=tuple(path_list(env.get("PYTHONPATH", ""))))
+                label=label, python=python, interpreter=interpreter, base_env=base_env,
+                layers=layers, pythonpath=tuple(path_list(env.get("PYTHONPATH", ""))))
+
+
+def _site_dirs(interpreter) -> tuple:
+    """The venv's own site-packages, as its python lists them (not the base's)."""
+    return tuple(entry for entry in interpreter.path
+                 if os.path.basename(entry) in ("site-packages", "dist-packages")
+                 and is_within(entry, interpreter.prefix))

@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Optional
 
 from kernelctl.doctor.report import CheckResult, Context, Fix, kernel_result
 from kernelctl.environment import GUARD_MODULE
+from kernelctl.binding import PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.paths import kernelctl_home, missing, path_list
@@ -215,6 +216,8 @@ def import_places(kernel: KernelInfo, context: Context) -> Optional[list]:
     if venv:
         site = site_packages(venv)
         places += [str(site)] if site else []
+        if isinstance(kernel.base, PythonBinding):  # a venv layered on another venv
+            places += kernel.base.layer_dirs()
         if sees_system_site_packages(venv):
             places += _prefix_site_packages(Path(home_of(venv) or "/").parent)
         return places
