@@ -171,7 +171,9 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
     if layers_gone:
         return Status.BROKEN, (layers_gone,)
     if binding and binding.image:  # only a kernel that needs an image can miss it
-        from kernelctl import bases  # the base kinds: imported only when a kernel needs one
+        from kernelctl import (
+            bases,  # the base kinds: imported only when a kernel needs one
+        )
 
         mismatch = bases.mismatch(binding, session.uenvs)
         if mismatch:

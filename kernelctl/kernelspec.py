@@ -11,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
-from kernelctl.errors import KernelctlError, NameTaken
 from kernelctl.binding import Binding
+from kernelctl.errors import KernelctlError, NameTaken
 from kernelctl.model import KERNEL_NAME_RE, METADATA_KEY, KernelSpec
 from kernelctl.paths import new_dir_mode
 from kernelctl.transaction import Transaction, move_aside, remove_path

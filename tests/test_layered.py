@@ -14,8 +14,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_PYTHON
-from tests.helpers import (created, execute_in_kernel, kernel_json, kernelctl, listed,
-                           make_venv, run_in_kernel, tomllib)
+from tests.helpers import (
+    created,
+    execute_in_kernel,
+    kernel_json,
+    kernelctl,
+    listed,
+    make_venv,
+    run_in_kernel,
+    tomllib,
+)
 from tests.test_jupyterlab import run_cell_in_browser, start_lab
 
 CODE = ("import json, sys, kctl_extra, kctl_shadow\n"

@@ -8,9 +8,9 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from kernelctl.binding import PythonBinding
 from kernelctl.doctor.report import CheckResult, Context, Fix, kernel_result
 from kernelctl.environment import GUARD_MODULE
-from kernelctl.binding import PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.paths import kernelctl_home, missing, path_list
