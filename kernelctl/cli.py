@@ -228,7 +228,7 @@ def _user_error(exc: BaseException) -> Optional[KernelctlError]:
         return exc
     if isinstance(exc, KeyboardInterrupt):
         return Interrupted("interrupted")
-    return user_error_for(exc, "working")  # type: ignore[arg-type]
+    return user_error_for(exc, "working") if isinstance(exc, OSError) else None
 
 
 def main() -> None:

@@ -43,6 +43,11 @@ def created(*args, env: Optional[dict] = None) -> dict:
     return json.loads(done.stdout)
 
 
+def session_of(image) -> dict:
+    """The environment of a session with this simulated uenv mounted."""
+    return image.session_env(dict(os.environ))
+
+
 def kernel_json(kernel: dict) -> dict:
     return json.loads((Path(kernel["resource_dir"]) / "kernel.json").read_text())
 

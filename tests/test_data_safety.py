@@ -23,12 +23,9 @@ from tests.helpers import (
     kernelctl,
     listed,
     run_in_kernel,
+    session_of,
     write_kernel,
 )
-
-
-def session_of(image) -> dict:
-    return image.session_env(dict(os.environ))
 
 
 def start(*args, env: dict) -> subprocess.Popen:
@@ -164,17 +161,24 @@ def bulk_up(venv: str, files: int = 30_000) -> None:
         (bulk / f"m{index}.py").write_bytes(b"x = 1\n")
 
 
+def signal_a_remove(name: str, session: dict, sig: int, delay: float):
+    """Create a big kernel, start `remove --yes` on it, signal it after `delay` s;
+    (the kernel, the remove's exit code, its stderr)."""
+    kernel = created("--base", "prgenv-gnu", "--name", name, env=session)
+    bulk_up(kernel["venv"])
+    removing = start("remove", "--yes", name, env=session)
+    time.sleep(delay)
+    removing.send_signal(sig)
+    _, stderr = removing.communicate(timeout=60)
+    return kernel, removing.returncode, stderr
+
+
 @pytest.mark.parametrize("delay", [0.4, 0.7, 1.0, 1.5])
 def test_killed_remove_is_all_or_nothing(prgenv_image, isolated, delay):
     """SIGKILL at some moment of `remove`: the kernel is either whole or gone, never
     stuck, and the next command finishes the job."""
     session = session_of(prgenv_image)
-    kernel = created("--base", "prgenv-gnu", "--name", "big", env=session)
-    bulk_up(kernel["venv"])
-    removing = start("remove", "--yes", "big", env=session)
-    time.sleep(delay)
-    removing.send_signal(signal.SIGKILL)
-    removing.communicate(timeout=60)
+    kernel, _, _ = signal_a_remove("big", session, signal.SIGKILL, delay)
     present = listed(env=session)
     if "big" in present:
         assert present["big"]["status"] == "ok", present["big"]
@@ -189,18 +193,13 @@ def test_killed_remove_is_all_or_nothing(prgenv_image, isolated, delay):
 @pytest.mark.parametrize("delay", [0.5, 1.0])
 def test_interrupted_remove_says_what_happened(prgenv_image, isolated, delay):
     session = session_of(prgenv_image)
-    kernel = created("--base", "prgenv-gnu", "--name", "sigint", env=session)
-    bulk_up(kernel["venv"])
-    removing = start("remove", "--yes", "sigint", env=session)
-    time.sleep(delay)
-    removing.send_signal(signal.SIGINT)
-    _, stderr = removing.communicate(timeout=60)
+    kernel, returncode, stderr = signal_a_remove("sigint", session, signal.SIGINT, delay)
     assert "Traceback" not in stderr and "nothing was left behind" not in stderr
     if "sigint" in listed(env=session):
-        assert removing.returncode != 0 and "nothing was changed" in stderr
+        assert returncode != 0 and "nothing was changed" in stderr
         assert (Path(kernel["venv"]) / "kernelctl.toml").exists()
     else:
-        assert removing.returncode == 0 or "change itself is done" in stderr
+        assert returncode == 0 or "change itself is done" in stderr
         assert not os.path.lexists(kernel["venv"])
         created("--base", "prgenv-gnu", "--name", "sigint", env=session)
         assert hidden_leftovers(isolated) == []

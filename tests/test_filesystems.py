@@ -21,12 +21,9 @@ from tests.helpers import (
     leftovers,
     listed,
     run_in_kernel,
+    session_of,
     write_kernel,
 )
-
-
-def session_of(image) -> dict:
-    return image.session_env(dict(os.environ))
 
 
 def test_symlinked_home(prgenv_image, tmp_path, monkeypatch):
