@@ -81,7 +81,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     with stop_signals_raise(), locks(home, [name], [venv_root]), \
             disk_errors("creating the kernel"), Transaction(home) as tx:
         make_room_for_kernel(kernel_dir, request.force, tx)
-        _make_room_for_venv(venv_root, name, kernel_dir, request.force, env, tx)
+        _make_room_for_venv(venv_root, kernel_dir, request.force, env, tx)
         venv = _build_venv(venv_root, base, request, name, env, progress, tx)
         progress(f"Writing the kernel {name}")
         binding = replace(base.binding(), venv=str(venv.root),
@@ -108,7 +108,7 @@ def _checked_venv_path(venv: Path) -> Path:
     return root
 
 
-def _make_room_for_venv(venv_root: Path, name: str, kernel_dir: Path, force: bool,
+def _make_room_for_venv(venv_root: Path, kernel_dir: Path, force: bool,
                         env: Mapping[str, str], tx: Transaction) -> None:
     if not os.path.lexists(venv_root):
         return
@@ -117,12 +117,12 @@ def _make_room_for_venv(venv_root: Path, name: str, kernel_dir: Path, force: boo
         if record is None and os.path.exists(venv_root / INCOMPLETE_MARKER):
             remove_path(venv_root)  # left by a create that was killed (we hold its lock)
             return
-        if not any(os.scandir(venv_root)):
+        if not os.listdir(venv_root):
             venv_root.rmdir()
             tx.undo_with(lambda: venv_root.mkdir(exist_ok=True))
             return
         if record is not None:
-            _check_not_in_use(venv_root, record.kernel, name, kernel_dir, env)
+            _check_not_in_use(venv_root, kernel_dir, env)
             if not force:
                 raise NameTaken(f"the environment {venv_root} already exists (made by "
                                 f"kernelctl for the kernel '{record.kernel}')",
@@ -135,17 +135,16 @@ def _make_room_for_venv(venv_root: Path, name: str, kernel_dir: Path, force: boo
     )
 
 
-def _check_not_in_use(venv_root: Path, owner: str, name: str, kernel_dir: Path,
-                      env: Mapping[str, str]) -> None:
+def _check_not_in_use(venv_root: Path, kernel_dir: Path, env: Mapping[str, str]) -> None:
     """--force rebuilds an environment only for the kernel it belongs to: rebuilding
-    another kernel's would silently take that kernel's packages away."""
+    another kernel's would silently take that kernel's packages away. An environment
+    whose kernel is gone is free."""
     from kernelctl.inventory import find_kernels
 
     users = sorted({k.name for k in find_kernels(env, include_shadowed=True)
                     if k.venv and same_path(k.venv, venv_root)
                     and not same_path(k.resource_dir, kernel_dir)})
-    if users:  # none: the kernel it was made for is gone, the environment is free
-
+    if users:
         raise KernelctlError(
             f"the environment {venv_root} belongs to the kernel(s) {', '.join(users)}",
             f"Choose another --venv, or remove {users[0]} first (kernelctl remove {users[0]}).")

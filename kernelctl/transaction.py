@@ -28,6 +28,8 @@ from kernelctl.errors import Busy, Interrupted
 log = logging.getLogger("kernelctl")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 LEFTOVERS = "leftovers"
+# Every path a journal may list starts so: asides, staging dirs.
+OWN_PREFIXES = (".kernelctl-", ".kernelctl~")
 _asides = itertools.count()
 
 
@@ -87,6 +89,8 @@ class Transaction:
 def _quietly(action: Callable[[], object]) -> None:
     try:
         action()
+    except Interrupted:  # SIGTERM/SIGHUP: the caller says what stands
+        raise
     except Exception:  # keep going with the rest; the first error is what matters
         log.warning("clean-up step failed", exc_info=True)
 
@@ -150,10 +154,14 @@ def _sweep_journal(journal: Path) -> list:
         if not os.path.exists(journal) or os.stat(journal).st_ino != os.fstat(fd).st_ino:
             return []  # another sweep got there first
         try:
-            paths = [p for p in json.loads(os.pread(fd, 1 << 20, 0) or b"[]")
-                     if isinstance(p, str)]
+            listed = json.loads(os.pread(fd, 1 << 20, 0) or b"[]")
         except ValueError:
-            paths = []
+            listed = []
+        # Only names kernelctl gives what it moves aside or stages: a damaged journal
+        # must never delete anything else.
+        paths = [p for p in listed if isinstance(p, str)
+                 and os.path.basename(p).startswith(OWN_PREFIXES)] \
+            if isinstance(listed, list) else []
         for path in paths:
             _quietly(lambda: remove_path(Path(path)))
         os.unlink(journal)

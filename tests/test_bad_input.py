@@ -214,12 +214,13 @@ def python_startup() -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.05, 0.1, 0.2, 0.3])
+@pytest.mark.parametrize("delay", [0.02, 0.05, 0.1, 0.2, 0.3])
 def test_early_ctrl_c_is_not_a_traceback(delay):
     """Ctrl-C while kernelctl loads its modules (typer, the core): a line, not a traceback."""
     process = subprocess.Popen([sys.executable, "-m", "kernelctl", "list"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5 * python_startup() + delay)
+    # Twice Python's own start-up (measured meanwhile): a busy CI machine varies.
+    time.sleep(2 * python_startup() + delay)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert "Traceback" not in stderr, stderr

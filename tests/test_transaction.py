@@ -1,0 +1,54 @@
+"""The journal of leftovers: a dead run's are swept, a live run's are not, and nothing
+but what kernelctl names is ever deleted from a journal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from kernelctl.transaction import LEFTOVERS, sweep_leftovers
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from kernelctl.transaction import Transaction
+with Transaction(Path(sys.argv[1])) as tx:
+    tx.leftover(Path(sys.argv[2]))
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_live_run_keeps_its_leftovers_and_a_dead_one_loses_them(tmp_path):
+    home, aside = tmp_path / "home", tmp_path / ".kernelctl-old-k-1-0"
+    aside.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(home), str(aside)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert sweep_leftovers(home) == [] and aside.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while aside.exists() and time.monotonic() < deadline:
+        sweep_leftovers(home)
+        time.sleep(0.1)
+    assert not aside.exists()
+    assert list((home / LEFTOVERS).iterdir()) == []
+
+
+def test_a_damaged_journal_deletes_nothing_of_the_users(tmp_path):
+    home = tmp_path / "home"
+    (home / LEFTOVERS).mkdir(parents=True)
+    mine, theirs = tmp_path / ".kernelctl-k-abc", tmp_path / "thesis"
+    mine.mkdir()
+    theirs.mkdir()
+    (home / LEFTOVERS / "1-0.json").write_text(json.dumps([str(mine), str(theirs), 5]))
+    (home / LEFTOVERS / "2-0.json").write_text(json.dumps({str(theirs): 1}))
+    (home / LEFTOVERS / "3-0.json").write_text("not json")
+    assert sweep_leftovers(home) == [str(mine)]
+    assert theirs.exists() and not mine.exists()
+    assert sorted(p.name for p in (home / LEFTOVERS).iterdir()) == []
