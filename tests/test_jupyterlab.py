@@ -106,10 +106,13 @@ def run_cell_in_browser(lab: Lab, page_url: str, kernel: str, wanted: str,
             page.goto(page_url)
             page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
             lab.wait_for_kernel(kernel)
+            editor = page.locator(".jp-Notebook .jp-Cell").first.locator(".cm-content")
             for _attempt in range(3):  # a run sent while the kernel connects can be dropped
-                page.click(".jp-Notebook .jp-Cell >> nth=0 >> .cm-content")
-                page.keyboard.press("Control+Enter")  # run the cell, stay on it
                 try:
+                    # Focus, not a click: a toolbar laid over the cell for a moment
+                    # intercepts clicks, never focus.
+                    editor.focus(timeout=10_000)
+                    page.keyboard.press("Control+Enter")  # run the cell, stay on it
                     output = page.wait_for_selector(
                         f".jp-OutputArea-output:has-text('{wanted}')", timeout=20_000)
                     return output.inner_text()
