@@ -55,7 +55,8 @@ def main_options(
 def create(
     base: str = typer.Option(
         "system", "--base", "-b", help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
-        "python:PATH, or system (python3 on PATH)."),
+        "python:PATH, or system (python3 on PATH). A python inside a venv is layered on: "
+        "the venv's packages stay visible."),
     name: Optional[str] = typer.Option(None, "--name", "-n",
                                        help="Kernel name (default: from the base label)."),
     display_name: Optional[str] = typer.Option(None, "--display-name",

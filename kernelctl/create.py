@@ -78,8 +78,8 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     kernel_dir = kernels_dir(request.prefix) / name
     sweep_leftovers(home)
     check_writable([home, kernel_dir.parent, venv_root.parent], "kernelctl create")
-    with stop_signals_raise(), locks(home, [name], [venv_root]), \
-            disk_errors("creating the kernel"), Transaction(home) as tx:
+    with disk_errors("creating the kernel"), stop_signals_raise(), \
+            locks(home, [name], [venv_root]), Transaction(home) as tx:
         make_room_for_kernel(kernel_dir, request.force, tx)
         _make_room_for_venv(venv_root, kernel_dir, request.force, env, tx)
         venv = _build_venv(venv_root, base, request, name, env, progress, tx)

@@ -52,10 +52,16 @@ def create_venv(root: Path, base: Base) -> Venv:
 
 def _install_guard(venv: Venv, base: Base) -> None:
     source = resources.files("kernelctl").joinpath("resources", f"{GUARD_MODULE}.py").read_text()
-    roots = tuple(os.path.normcase(os.path.normpath(r)) for r in base.shadow_roots)
+    roots = guard_roots(base.shadow_roots)
     source = source.replace("BASE_ROOTS = ()", f"BASE_ROOTS = {roots!r}", 1)
     (venv.site_packages / f"{GUARD_MODULE}.py").write_text(source)
     (venv.site_packages / f"{GUARD_MODULE}.pth").write_text(f"import {GUARD_MODULE}\n")
+
+
+def guard_roots(roots) -> tuple:
+    """Image roots as the path guard compares them (it normalises PYTHONPATH entries
+    the same way)."""
+    return tuple(os.path.normcase(os.path.normpath(root)) for root in roots)
 
 
 def _install_layers(venv: Venv, base: Base) -> None:

@@ -31,7 +31,7 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
     check_pip_inputs(requirement_files, find_links)
     kernel, root, _ = _installable(find_kernel(name, env))
     sweep_leftovers(home)
-    with stop_signals_raise(), locks(home, [kernel.name], [root]), disk_errors("installing"):
+    with disk_errors("installing"), stop_signals_raise(), locks(home, [kernel.name], [root]):
         # Checked under the lock: a `remove` that ran meanwhile took the venv away, and
         # pip through a venv without pyvenv.cfg would write into the base interpreter.
         kernel, root, spec = _installable(find_kernel(name, env))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl import uenv
-from kernelctl.binding import Binding, JuliaBinding, PythonBinding
+from kernelctl.binding import JuliaBinding, PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
 from kernelctl.model import KERNEL_NAME_RE, KernelInfo, KernelSpec, Status
@@ -137,10 +137,6 @@ def read_spec(path: str):
             f"kernel.json is not valid JSON ({message})"
 
 
-def binding_of(spec: Optional[KernelSpec]) -> Optional[Binding]:
-    return spec.binding if spec is not None else None
-
-
 def _is_native(resource_dir: Path) -> bool:
     """A spec shipped inside a Python install (PREFIX/share/jupyter/kernels), like
     ipykernel's own python3: its bare `python` means "the server's Python" on purpose."""
@@ -155,8 +151,8 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
     if BARE_PYTHON.match(argv0) and _is_native(resource_dir):
         return Status.UNKNOWN, ()
     if BARE_PYTHON.match(argv0):
-        return Status.BROKEN, (f"argv[0] is a bare '{argv0}': Jupyter would start the server's own "
-                          "Python instead of this kernel's",)
+        return Status.BROKEN, (f"argv[0] is a bare '{argv0}': Jupyter would start the "
+                               "server's own Python instead of this kernel's",)
     relative = _relative_argv(spec.argv)
     if relative:
         return Status.BROKEN, (relative,)
@@ -164,16 +160,15 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
     venv = Path(binding.venv) if binding and binding.venv else venv_of(argv0)
     if binding and venv and not os.path.isdir(venv):
         if unreachable(venv):
-            return Status.BROKEN, (f"its environment {venv} cannot be reached: permission denied "
-                              "(another user's directory?)",)
+            return Status.BROKEN, (f"its environment {venv} cannot be reached: permission "
+                                   "denied (another user's directory?)",)
         return Status.BROKEN, (f"its environment {venv} was deleted",)
     layers_gone = _layers_gone(binding) if isinstance(binding, PythonBinding) else None
     if layers_gone:
         return Status.BROKEN, (layers_gone,)
     if binding and binding.image:  # only a kernel that needs an image can miss it
-        from kernelctl import (
-            bases,  # the base kinds: imported only when a kernel needs one
-        )
+        # The base kinds are imported only when a kernel needs one.
+        from kernelctl import bases
 
         mismatch = bases.mismatch(binding, session.uenvs)
         if mismatch:
@@ -249,7 +244,7 @@ def _executable(path: str) -> bool:
 
 def _kernel(resource_dir: Path, spec: Optional[KernelSpec], status: Status, problems: tuple,
             visible: bool = True) -> KernelInfo:
-    binding = binding_of(spec)
+    binding = spec.binding if spec is not None else None
     venv = binding.venv if binding else None
     return KernelInfo(
         name=resource_dir.name.lower(),

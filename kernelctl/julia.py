@@ -112,7 +112,7 @@ def julia_kernels(request: JuliaRequest, env: Mapping[str, str], home: Path,
     kernels = kernels_dir(None)
     names = [name] + ([f"{name}-nsys"] if nsys else [])
     sweep_leftovers(home)
-    with stop_signals_raise(), locks(home, names), disk_errors("writing the kernels"), \
+    with disk_errors("writing the kernels"), stop_signals_raise(), locks(home, names), \
             Transaction(home) as tx:
         for kernel_name in names:
             make_room_for_kernel(kernels / kernel_name, request.force, tx)

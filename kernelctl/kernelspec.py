@@ -64,10 +64,10 @@ def check_only_kernelspec(resource_dir: Path) -> None:
 
 def made_by_kernelctl(resource_dir: Path) -> bool:
     """Whether a kernel directory's kernel.json carries kernelctl's metadata block."""
-    from kernelctl.inventory import binding_of, read_spec
+    from kernelctl.inventory import read_spec
 
     spec, _ = read_spec(os.path.join(resource_dir, "kernel.json"))
-    return binding_of(spec) is not None
+    return spec is not None and spec.binding is not None
 
 
 def kernels_dir(prefix: Optional[Path]) -> Path:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -81,12 +82,12 @@ def _stop(process: subprocess.Popen) -> None:
         if stop_signal is not None:
             process.send_signal(stop_signal)
         try:
-            process.wait(wait)
+            process.communicate(timeout=wait)  # drain the pipes: a full one would block it
             return
         except subprocess.TimeoutExpired:
             pass
     process.kill()
-    process.wait()
+    process.communicate()
 
 
 def _die_with_parent_hook():
@@ -101,16 +102,12 @@ def _die_with_parent_hook():
     return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-_prctl_cache: list = []
-
-
+@lru_cache(maxsize=1)
 def _libc_prctl():
-    if not _prctl_cache:
-        try:
-            _prctl_cache.append(ctypes.CDLL("libc.so.6", use_errno=True).prctl)
-        except (OSError, AttributeError):
-            _prctl_cache.append(None)
-    return _prctl_cache[0]
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def _tail(text: str, lines: int) -> str:

@@ -77,8 +77,8 @@ def apply_removals(removals: Sequence[Removal], home: Path) -> None:
 def _apply(removal: Removal, home: Path) -> None:
     kernel = removal.kernel
     venvs = [removal.venv] if removal.venv else []
-    with stop_signals_raise(), locks(home, [kernel.name], venvs), \
-            disk_errors(f"removing {kernel.name}"), Transaction(home) as tx:
+    with disk_errors(f"removing {kernel.name}"), stop_signals_raise(), \
+            locks(home, [kernel.name], venvs), Transaction(home) as tx:
         # Again under the lock: the directory may have changed since the plan was shown.
         check_only_kernelspec(kernel.resource_dir)
         if removal.venv:

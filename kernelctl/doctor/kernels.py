@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Optional
 
 from kernelctl.binding import PythonBinding
 from kernelctl.doctor.report import CheckResult, Context, Fix, kernel_result
-from kernelctl.environment import GUARD_MODULE
+from kernelctl.environment import GUARD_MODULE, guard_roots
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.paths import kernelctl_home, missing, path_list
@@ -261,7 +261,7 @@ def _base_entry_rule(kernel: KernelInfo, site: Path) -> Optional[Callable[[str],
     from kernelctl.resources import kernelctl_guard as guard
 
     mount = kernel.base.mount if kernel.base else None
-    roots = (os.path.normcase(os.path.normpath(mount)),) if mount else ()
+    roots = guard_roots([mount] if mount else [])
     return lambda entry: guard._belongs_to_base(guard._normal(entry), roots)
 
 
