@@ -54,12 +54,13 @@ test-pythons: wheelhouses $(foreach v,$(OWN_VERSIONS),build/venv-$(v)/.done)
 	    -p no:cacheprovider $(PORTABLE_TESTS) || exit 1; done
 
 # Debian packages the tests drive for real: chromium (JupyterLab in a browser; never a
-# browser download) and Slurm (srun, sbatch).
+# browser download), Slurm (srun, sbatch) and Lmod (module bases).
 system-packages:
-	@command -v chromium >/dev/null && command -v slurmd >/dev/null || { \
-	  [ "$$(id -u)" = 0 ] || { echo "as root: apt-get install chromium slurm-wlm"; exit 1; }; \
+	@command -v chromium >/dev/null && command -v slurmd >/dev/null && \
+	  [ -x /usr/share/lmod/lmod/libexec/lmod ] || { \
+	  [ "$$(id -u)" = 0 ] || { echo "as root: apt-get install chromium slurm-wlm lmod"; exit 1; }; \
 	  apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm lmod; }
 
 test: setup wheelhouse wheelhouses system-packages
 	$(BIN)/python -m mypy

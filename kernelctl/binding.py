@@ -25,6 +25,7 @@ class Binding:
     digest: Optional[str] = None
     mount: Optional[str] = None
     venv: Optional[str] = None
+    adopted: Optional[str] = None  # "yes": the environment is the user's, never deleted
     kernelctl_version: Optional[str] = None
     created: Optional[str] = None
 
@@ -59,6 +60,12 @@ class PythonBinding(Binding):
     recipe: Optional[str] = None
     base_env: Optional[str] = None  # the venv the base interpreter lives in, if any
     layers: Optional[str] = None  # its site-packages, os.pathsep-joined: the kernel needs them
+    modules: Optional[str] = None  # Lmod modules, pinned and comma-separated
+    modulefiles: Optional[str] = None  # their files, os.pathsep-joined
+    lmod: Optional[str] = None
+    modulepath: Optional[str] = None  # MODULEPATH when they were loaded
+    conda_prefix: Optional[str] = None  # the conda env the kernel activates
+    container: Optional[str] = None  # the container image the kernel was made in
 
     def describe(self) -> str:
         """One line: what the environment is built on, never leaving out a layer."""
@@ -84,5 +91,6 @@ class JuliaBinding(Binding):
     nsys: Optional[str] = None
 
 
-KINDS: Dict[str, Type[Binding]] = {"python": PythonBinding, "uenv": PythonBinding,
-                                   "julia": JuliaBinding}
+KINDS: Dict[str, Type[Binding]] = {kind: PythonBinding for kind in
+                                   ("python", "uenv", "module", "conda", "container")}
+KINDS["julia"] = JuliaBinding

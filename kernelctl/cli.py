@@ -55,8 +55,9 @@ def main_options(
 def create(
     base: str = typer.Option(
         "system", "--base", "-b", help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
-        "python:PATH, or system (python3 on PATH). A python inside a venv is layered on: "
-        "the venv's packages stay visible."),
+        "module:NAME[/VER][,NAME...] (Lmod), conda:PREFIX, container (this session's "
+        "image), python:PATH, or system (python3 on PATH). A python inside a venv is "
+        "layered on: the venv's packages stay visible."),
     name: Optional[str] = typer.Option(None, "--name", "-n",
                                        help="Kernel name (default: from the base label)."),
     display_name: Optional[str] = typer.Option(None, "--display-name",
@@ -153,6 +154,40 @@ def install(
         name, packages or [], requirement, no_index, find_links, os.environ, kernelctl_home(),
         renderer.progress))
     renderer.installed(kernel, [*(packages or []), *(f"-r {r}" for r in requirement)])
+
+
+@app.command()
+def adopt(
+    target: str = typer.Argument(..., help="An environment's directory (a conda prefix or a "
+                                 "virtualenv), or the name of a hand-made kernel to fix."),
+    base: Optional[str] = typer.Option(
+        None, "--base", "-b", help="What the environment was built on, when that is more "
+        "than its Python: e.g. module:python3 for a virtualenv made after `module load`."),
+    name: Optional[str] = typer.Option(None, "--name", "-n",
+                                       help="Kernel name (default: the directory's name)."),
+    display_name: Optional[str] = typer.Option(None, "--display-name",
+                                               help="Name shown in JupyterLab."),
+    prefix: Optional[Path] = typer.Option(
+        None, "--prefix", help="Install the kernelspec under PREFIX/share/jupyter/kernels."),
+    install_ipykernel: bool = typer.Option(
+        False, "--install-ipykernel", help="pip-install ipykernel into the environment if it "
+        "lacks it (otherwise kernelctl never writes into an adopted environment)."),
+    no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
+    find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
+    as_json: bool = typer.Option(False, "--json", help="Print the kernel as JSON."),
+) -> None:
+    """Give an environment made by hand a working kernel, or fix a hand-made kernelspec.
+    Removing the kernel later deletes only its kernelspec, never the environment."""
+    from kernelctl.adopt import AdoptRequest
+    from kernelctl.adopt import adopt as adopt_environment
+
+    renderer = Renderer(as_json)
+    request = AdoptRequest(target=target, base=base, name=name, display_name=display_name,
+                           prefix=prefix, install_ipykernel=install_ipykernel,
+                           no_index=no_index, find_links=tuple(find_links))
+    kernel = _run(renderer, lambda: adopt_environment(request, os.environ, kernelctl_home(),
+                                                      renderer.progress))
+    renderer.created(kernel)
 
 
 @app.command()

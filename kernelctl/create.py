@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ from kernelctl.environment import (
     create_venv,
     install_packages,
     kernel_env,
+    own_bin,
     pip_options,
 )
 from kernelctl.errors import KernelctlError, NameTaken, disk_errors
@@ -86,11 +86,15 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
         progress(f"Writing the kernel {name}")
         binding = replace(base.binding(), venv=str(venv.root),
                           kernelctl_version=__version__, created=_now())
+        # A base that loads at launch (modules) must not be frozen into kernel.json.
+        frozen = env if base.loads_at_launch else base.activated(env)
         spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name,
-                          kernel_env(venv, base, env, _own_bin()), binding)
+                          kernel_env(venv, base, frozen, own_bin()), binding,
+                          base.launcher_shell)
         gone, unavailable = _explanations(request, base, name, venv)
         launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
-                                   base.digest or "", gone, unavailable, base.layers)
+                                   base.digest or "", gone, unavailable, base.layers,
+                                   base.launch_steps)
         staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
                               tx, launcher)
         install_staged(staged, kernel_dir, tx)
@@ -158,7 +162,8 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
     (root / INCOMPLETE_MARKER).write_text(f"{os.getpid()}\n")
     progress(f"Creating the environment {root}")
     venv = create_venv(root, base)
-    run_env = {**env, **kernel_env(venv, base, env, _own_bin())}
+    active = base.activated(env)
+    run_env = {**active, **kernel_env(venv, base, active, own_bin())}
     packages = [*base.packages, *request.packages]
     missing = [] if base.interpreter.ipykernel else ["ipykernel"]
     if packages or missing or request.requirement_files:
@@ -189,6 +194,16 @@ def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> 
             "which this session does not have. Start JupyterLab with the uenv "
             f"{base.label} and the view {base.view}, or pick a kernel made for this "
             "session's image (kernelctl list shows them).")
+    elif base.kind == "module":
+        unavailable = (f"kernelctl: this kernel's modules ({base.label}) cannot be loaded "
+                       "in this session: a version was retired, or Lmod is not reachable. "
+                       "In a terminal, `module load` them to see why, or recreate the "
+                       f"kernel on what the site has now: {recreate}")
+    elif base.kind == "container":
+        unavailable = (f"kernelctl: this kernel was made in the container {base.label}, "
+                       "and this session runs in another one (or in none). Start JupyterLab "
+                       f"in {base.label}, or make a kernel for this session's container "
+                       "(kernelctl create --base container).")
     elif base.base_env:
         unavailable = (f"kernelctl: the environment this kernel was built on ({base.base_env}) "
                        "is gone, or was rebuilt with another Python, so its packages are "
@@ -202,11 +217,6 @@ def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> 
 @dataclass(frozen=True)
 class _BuiltVenv(Venv):
     ipykernel: Optional[str] = None
-
-
-def _own_bin() -> Optional[Path]:
-    """kernelctl's own venv bin dir, kept out of kernels' PATH (kernels outlive the tool)."""
-    return Path(sys.executable).parent if sys.prefix != sys.base_prefix else None
 
 
 def _now() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -124,7 +125,8 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
 
 
 def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Optional[Path]) -> dict:
-    """The env block of kernel.json: absolute values only, venv first, no empty entries.
+    """The env block of kernel.json: absolute values only, venv first, no empty entries,
+    and what the base must set (a conda env's activation variables).
 
     Values are frozen now rather than written as ${PATH}: jupyter_client leaves an unset
     variable as literal text. KernelSpec escapes `$` for jupyter_client.
@@ -132,8 +134,13 @@ def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Optional
     path = _unique([str(venv.bin)] + [p for p in env.get("PATH", "").split(os.pathsep)
                                       if p and Path(p) != own_bin])
     pythonpath = _unique([str(venv.site_packages), *base.pythonpath])
-    return {"VIRTUAL_ENV": str(venv.root), "PATH": os.pathsep.join(path),
+    return {**base.kernel_vars, "VIRTUAL_ENV": str(venv.root), "PATH": os.pathsep.join(path),
             "PYTHONPATH": os.pathsep.join(pythonpath)}
+
+
+def own_bin() -> Optional[Path]:
+    """kernelctl's own venv bin dir, kept out of kernels' PATH (kernels outlive the tool)."""
+    return Path(sys.executable).parent if sys.prefix != sys.base_prefix else None
 
 
 def _unique(entries: Sequence[str]) -> list:

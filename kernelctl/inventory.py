@@ -17,9 +17,10 @@ from typing import Mapping, Optional
 
 from kernelctl import uenv
 from kernelctl.binding import JuliaBinding, PythonBinding
+from kernelctl.containers import Container, session_container
 from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
-from kernelctl.model import KERNEL_NAME_RE, KernelInfo, KernelSpec, Status
+from kernelctl.model import KERNEL_NAME_RE, LAUNCHER_SHELLS, KernelInfo, KernelSpec, Status
 from kernelctl.paths import is_within, unreachable
 from kernelctl.venvs import home_of, venv_of
 
@@ -30,15 +31,17 @@ SHADOWED_BY = "shadowed by the kernel of the same name in"
 
 @dataclass(frozen=True)
 class Session:
-    """What this session offers kernels: its mounted uenvs and its PATH."""
+    """What this session offers kernels: its mounted uenvs, its container, its PATH."""
 
     uenvs: tuple
     path: str
     scratch: str = ""
+    container: Optional[Container] = None
 
     @classmethod
     def current(cls, env: Mapping[str, str]) -> "Session":
-        return cls(tuple(uenv.session_uenvs(env)), env.get("PATH", ""), env.get("SCRATCH", ""))
+        return cls(tuple(uenv.session_uenvs(env)), env.get("PATH", ""), env.get("SCRATCH", ""),
+                   session_container(env))
 
 
 def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list:
@@ -163,19 +166,18 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
             return Status.BROKEN, (f"its environment {venv} cannot be reached: permission "
                                    "denied (another user's directory?)",)
         return Status.BROKEN, (f"its environment {venv} was deleted",)
-    layers_gone = _layers_gone(binding) if isinstance(binding, PythonBinding) else None
-    if layers_gone:
-        return Status.BROKEN, (layers_gone,)
-    if binding and binding.image:  # only a kernel that needs an image can miss it
+    if isinstance(binding, PythonBinding) or binding and binding.image:
         # The base kinds are imported only when a kernel needs one.
         from kernelctl import bases
 
-        mismatch = bases.mismatch(binding, session.uenvs)
+        gone = bases.missing(binding)
+        if gone:
+            return Status.BROKEN, (gone,)
+        mismatch = bases.mismatch(binding, session)
         if mismatch:
             return Status.MISMATCH, (mismatch,)
     # A kernelctl Python kernel starts via kernelctl-launch.sh: judge the venv's Python.
-    interpreter = str(venv / "bin" / "python") \
-        if venv is not None and binding and binding.venv else argv0
+    interpreter = _env_python(venv) if venv is not None and binding and binding.venv else argv0
     problems = _launch_problems(interpreter, venv, session)
     warnings: tuple = ()
     if isinstance(binding, JuliaBinding) and not problems:
@@ -185,19 +187,10 @@ def judge(spec: KernelSpec, session: Session, resource_dir: Path):
     return (Status.OK if binding else Status.UNKNOWN), warnings
 
 
-def _layers_gone(binding: PythonBinding) -> Optional[str]:
-    """A kernel layered on a venv is not itself without that venv's packages."""
-    missing = [d for d in binding.layer_dirs() if not os.path.isdir(d)]
-    if not missing:
-        return None
-    return (f"the environment it was built on ({binding.base_env}) is gone or was rebuilt "
-            f"with another Python: {missing[0]} is missing")
-
-
 def _relative_argv(argv: tuple) -> Optional[str]:
     """A relative path in argv resolves against the server's working directory, which
     is never the one it was written for (kernelctl's launcher, or `bin/python`)."""
-    launcher = argv[1] if argv[0] == "/bin/sh" and len(argv) > 1 else None
+    launcher = argv[1] if argv[0] in LAUNCHER_SHELLS and len(argv) > 1 else None
     for part in (argv[0], launcher):
         if part and "/" in part and not os.path.isabs(part):
             return (f"its kernel.json names {part} by a relative path, which Jupyter "
@@ -205,6 +198,13 @@ def _relative_argv(argv: tuple) -> Optional[str]:
     if launcher and launcher.endswith(".sh") and not os.path.isfile(launcher):
         return f"its launcher {launcher} is missing"
     return None
+
+
+def _env_python(venv: Path) -> str:
+    """bin/python, or bin/python3 in an adopted environment that has only that."""
+    python = venv / "bin" / "python"
+    return str(venv / "bin" / "python3") if not os.path.lexists(python) and \
+        os.path.lexists(venv / "bin" / "python3") else str(python)
 
 
 def _launch_problems(argv0: str, venv: Optional[Path], session: Session) -> tuple:

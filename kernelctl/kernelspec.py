@@ -23,8 +23,11 @@ MAX_NAME_LENGTH = 100
 LOGO_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
 LAUNCHER = "kernelctl-launch.sh"
 EXPLAINER = "kernelctl-explain.py"
+# A hand-made kernel.json that `kernelctl adopt` fixed, kept so the user can go back.
+ORIGINAL_SPEC = "kernel.json.before-kernelctl"
 # What a kernelspec directory may hold; anything else means it is not only a kernelspec.
-KERNELSPEC_FILES = {"kernel.json", "kernel.js", "kernel.css", LAUNCHER, EXPLAINER, *LOGO_FILES}
+KERNELSPEC_FILES = {"kernel.json", "kernel.js", "kernel.css", LAUNCHER, EXPLAINER, ORIGINAL_SPEC,
+                    *LOGO_FILES}
 
 
 def check_kernel_name(name: str) -> str:
@@ -83,17 +86,17 @@ def kernels_dir(prefix: Optional[Path]) -> Path:
 LAUNCHER_TEMPLATE = """#!/bin/sh
 # Written by kernelctl; needs nothing of kernelctl. Starts this kernel's Python or, when
 # that cannot run in this session, a stand-in kernel that says why in the notebook
-# (instead of Jupyter's silent "kernel died, restarting" loop). Healthy path: one test.
+# (instead of Jupyter's silent "kernel died, restarting" loop).
 python={python}
 digest={digest}
 # The environments this one is layered on; the kernel is not itself without them.
-layers_here=yes
-for layer in {layers}; do [ -d "$layer" ] || layers_here=no; done
-case ",$UENV_MOUNT_LIST," in
+base_here=yes
+for layer in {layers}; do [ -d "$layer" ] || base_here=no; done
+{launch_steps}case ",$UENV_MOUNT_LIST," in
   *"/$digest/"*|",,") image_here=yes ;;
   *) image_here=no ;;
 esac
-if [ -x "$python" ] && [ "$layers_here" = yes ] && {{ [ -z "$digest" ] || [ "$image_here" = yes ]; }}; then
+if [ -x "$python" ] && [ "$base_here" = yes ] && {{ [ -z "$digest" ] || [ "$image_here" = yes ]; }}; then
   exec "$python" {python_flags}-m ipykernel_launcher "$@"
 fi
 if [ ! -d {venv} ]; then why={gone}; else why={unavailable}; fi
@@ -110,22 +113,25 @@ exit 1
 
 
 def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
-                    gone: str, unavailable: str, layers: tuple = ()) -> str:
+                    gone: str, unavailable: str, layers: tuple = (),
+                    launch_steps: str = "") -> str:
     """kernelctl-launch.sh for a kernel; `gone` and `unavailable` are what the notebook
-    shows when the venv was deleted, or its Python (its base image) is not here."""
+    shows when the venv was deleted, or its Python (its base image) is not here.
+    `launch_steps`: the base's own set-up (loading modules), run before the checks."""
     flags = "-Xfrozen_modules=off " if _at_least(python_version, (3, 11)) else ""
     quote = shlex.quote
     return LAUNCHER_TEMPLATE.format(
         python=quote(str(python)), digest=quote(digest), python_flags=flags,
-        layers=" ".join(quote(layer) for layer in layers),
+        layers=" ".join(quote(layer) for layer in layers), launch_steps=launch_steps,
         venv=quote(str(venv)), gone=quote(gone), unavailable=quote(unavailable),
         explainer=EXPLAINER)
 
 
-def build_spec(launcher: Path, display_name: str, env: dict, binding: Binding) -> KernelSpec:
+def build_spec(launcher: Path, display_name: str, env: dict, binding: Binding,
+               shell: str = "/bin/sh") -> KernelSpec:
     return KernelSpec(
         # /bin/sh always exists, so a kernel whose Python is gone can still explain itself.
-        argv=("/bin/sh", str(launcher), "-f", "{connection_file}"),
+        argv=(shell, str(launcher), "-f", "{connection_file}"),
         display_name=display_name, language="python",
         metadata={"debugger": True, METADATA_KEY: binding.to_metadata()},
         # The launcher execs Python: same pid, same signals.

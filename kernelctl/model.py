@@ -18,6 +18,11 @@ KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 METADATA_KEY = "kernelctl"
 
 
+# What runs a kernelctl launcher (kernel.json argv[0]): bash where a base's activation
+# scripts need it (conda's activate.d), else /bin/sh.
+LAUNCHER_SHELLS = ("/bin/sh", "/bin/bash")
+
+
 class Status(str, Enum):
     """A kernel's health; the values are what JSON and the table show (docs/json.md)."""
 

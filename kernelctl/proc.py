@@ -33,6 +33,7 @@ def run(
     cwd: Optional[Path] = None,
     timeout: Optional[float] = None,
     any_exit: bool = False,
+    with_stderr: bool = False,
 ) -> str:
     """Run `cmd`, return its stdout; on failure raise CommandFailed naming `what`.
 
@@ -40,7 +41,8 @@ def run(
     failure gets the quota hint instead of a generic one. The child never outlives
     kernelctl: it is stopped when kernelctl is interrupted, and killed by the kernel
     (Linux) if kernelctl itself is killed. `any_exit`: stdout whatever the exit code
-    (`quota` exits 1 when over quota, which is what doctor asks about).
+    (`quota` exits 1 when over quota, which is what doctor asks about). `with_stderr`:
+    stdout then stderr (`module avail` answers on stderr).
     """
     argv = [str(part) for part in cmd]
     log.debug("running: %s", redact(shlex.join(argv)))
@@ -72,7 +74,7 @@ def run(
             f"{what} failed (exit {process.returncode}):\n{_tail(output, OUTPUT_TAIL_LINES)}",
             hint,
         )
-    return stdout
+    return stdout + stderr if with_stderr else stdout
 
 
 def _stop(process: subprocess.Popen) -> None:

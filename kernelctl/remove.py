@@ -120,6 +120,8 @@ def _record(venv: Path):
 
 
 def _why_not_ours(kernel: KernelInfo, venv: Path, everything: list) -> str:
+    if kernel.base is not None and kernel.base.adopted:
+        return f"kept {venv}: it was adopted, not made by kernelctl; only the kernelspec goes"
     if os.path.islink(venv) or not os.path.isdir(venv):
         return f"kept {venv}: it is not a directory kernelctl made"
     record = _record(venv)

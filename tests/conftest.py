@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.modulefiles import module_tree  # noqa: F401 (a fixture)
 from tests.wheels import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
 PY_MM = f"{sys.version_info[0]}.{sys.version_info[1]}"
 DIGEST = "a" * 64
+# The machine's own environment, before any test isolates itself: its pip configuration
+# is what finds large packages (PyTorch) on these machines.
+MACHINE_ENV = dict(os.environ)
+NGC_VARIABLE = re.compile(r"^NVIDIA_[A-Z0-9]+_VERSION$|^NVIDIA_BUILD_ID$")
 OTHER_DIGEST = "b" * 64
 
 
@@ -172,8 +178,10 @@ def isolated(no_leaks, tmp_path, monkeypatch, virtualenv_app_data):
     home = tmp_path / "home"
     home.mkdir()
     for var in list(os.environ):
-        if var.startswith(("PIP_", "UENV_", "JUPYTER_", "VIRTUAL_ENV", "KERNELCTL_")) \
-                or var in ("PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX"):
+        if var.startswith(("PIP_", "UENV_", "JUPYTER_", "VIRTUAL_ENV", "KERNELCTL_", "LMOD",
+                           "__LMOD", "_ModuleTable", "CONDA_", "APPTAINER_", "SINGULARITY_")) \
+                or var in ("PYTHONPATH", "PYTHONHOME", "MODULEPATH", "LOADEDMODULES",
+                           "_LMFILES_", "EBPYTHONPREFIXES") or NGC_VARIABLE.match(var):
             monkeypatch.delenv(var)
     settings = {
         "HOME": home, "KERNELCTL_HOME": home / ".local/share/kernelctl",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASE_PYTHON
+from tests.conftest import BASE_PYTHON, MACHINE_ENV
 from tests.helpers import (
     created,
     execute_in_kernel,
@@ -114,3 +114,37 @@ def test_layered_kernel_runs_in_jupyterlab(base_venv, wheelhouse, tmp_path):
         lab.terminate()
         lab.wait(timeout=30)
     assert f"from={base_venv}" in text
+
+
+TORCH = "torch==2.13.0"  # a CPU build these machines install from a local file
+
+
+@pytest.fixture(scope="session")
+def torch_venv(tmp_path_factory) -> Path:
+    """A venv holding real PyTorch, as on the GPU node where the defect was found."""
+    venv = tmp_path_factory.mktemp("opt-torch") / ".venv"
+    make_venv(venv, BASE_PYTHON)
+    done = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", TORCH],
+                          capture_output=True, text=True, env=MACHINE_ENV)
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot install {TORCH}: {done.stderr[-2000:]}")
+        pytest.skip(f"{TORCH} cannot be installed here")
+    return venv
+
+
+def test_real_pytorch_in_the_base_venv(torch_venv, wheelhouse):
+    before = tree_digest(torch_venv / "bin")
+    for form in ("python", "system"):
+        base, extra = how(form, torch_venv)
+        env = {**os.environ, **extra}
+        created("--base", base, "--name", f"torch-{form}", "--no-index", "--find-links",
+                wheelhouse, env=env)
+        seen = json.loads(run_in_kernel(
+            f"torch-{form}", "import json, torch\nprint(json.dumps({'file': torch.__file__, "
+            "'sum': torch.ones(3).sum().item(), 'version': torch.__version__}))",
+            dict(os.environ), timeout=120))
+        assert seen["file"].startswith(str(torch_venv))
+        assert seen["sum"] == 3.0 and seen["version"].startswith("2.13.0")
+        assert listed(env=env)[f"torch-{form}"]["status"] == "ok"
+    assert tree_digest(torch_venv / "bin") == before

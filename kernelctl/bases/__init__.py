@@ -4,8 +4,10 @@ A kind module (KINDS) offers:
 - `claims(spec) -> bool`: whether `--base SPEC` is written in its form (`uenv:...`);
 - `resolve(spec, env) -> Base`, and `from_recipe(recipe, env) -> Base` for recipes of
   its kind: the interpreter, the image, what the base puts on PYTHONPATH;
-- `mismatch(binding, uenvs) -> str | None`: why a kernel bound to such a base cannot
-  run in this session (its staleness), for `list` and `doctor`.
+- `mismatch(binding, session) -> str | None`: why a kernel bound to such a base cannot
+  run in this session (another image mounted, another container), for `list` and
+  `doctor`; `missing(binding) -> str | None`: what the base lost for good (a layered
+  venv deleted, a modulefile retired), which makes the kernel broken.
 Base.binding() is what a kernel records of its base. Only what `list` needs is imported
 here; resolving imports the probe and the recipes when it runs.
 """
@@ -17,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
@@ -25,8 +27,9 @@ from kernelctl.errors import KernelctlError
 if TYPE_CHECKING:
     from kernelctl.probe import Interpreter
 
-KINDS = ("python", "uenv")
-BASE_FORMS = "a recipe name (e.g. prgenv-gnu), uenv:NAME[/VERSION][:TAG], python:PATH or system"
+KINDS = ("python", "uenv", "module", "conda", "container")
+BASE_FORMS = ("a recipe name (e.g. prgenv-gnu), uenv:NAME[/VERSION][:TAG], "
+              "module:NAME[/VERSION][,NAME...], conda:PREFIX, container, python:PATH or system")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,19 @@ class Base:
     # PYTHONPATH entries under these directories belong to the base.
     shadow_roots: tuple = ()
     packages: tuple = ()
+    # What the base sets in the environment (a module load's result, a conda env's
+    # activation variables), for everything kernelctl runs in it while creating.
+    session_env: dict = field(default_factory=dict, compare=False)
+    # True: the launcher sets that up itself each start (`launch_steps`); else kernel.json
+    # carries `kernel_vars` and `path_front` frozen.
+    loads_at_launch: bool = False
+    kernel_vars: dict = field(default_factory=dict, compare=False)
+    path_front: tuple = ()
+    # Shell lines the launcher runs before starting Python; they may set base_here=no.
+    launch_steps: str = ""
+    launcher_shell: str = "/bin/sh"
+    kernel_name: str = ""  # the default kernel name, when not derived from the label
+    binding_extra: dict = field(default_factory=dict, compare=False)  # kind's own fields
 
     @property
     def display_name(self) -> str:
@@ -61,8 +77,8 @@ class Base:
 
     @property
     def default_kernel_name(self) -> str:
-        label = f"python{self.interpreter.major_minor}" \
-            if self.label.startswith("python:") else self.label
+        label = self.kernel_name or (f"python{self.interpreter.major_minor}"
+                                     if self.label.startswith("python:") else self.label)
         return re.sub(r"[^a-z0-9._-]+", "-", label.lower()).strip("-.")
 
     def binding(self) -> PythonBinding:
@@ -72,7 +88,12 @@ class Base:
             version=self.version, tag=self.tag, view=self.view, digest=self.digest,
             mount=self.mount, recipe=self.recipe, python=self.python,
             python_version=self.interpreter.version, base_env=self.base_env,
-            layers=os.pathsep.join(self.layers) or None)
+            layers=os.pathsep.join(self.layers) or None, **self.binding_extra)
+
+    def activated(self, env: Mapping[str, str]) -> dict:
+        """`env` with the base set up in it, as in a terminal after `module load`."""
+        active = {**env, **self.session_env}
+        return {key: value for key, value in active.items() if value is not None}
 
     def describe(self) -> str:
         return self.binding().describe()
@@ -100,10 +121,22 @@ def resolve_base(spec: str, env: Mapping[str, str]) -> Base:
     return kind_module(recipe.kind).from_recipe(recipe, env)
 
 
-def mismatch(binding: Binding, uenvs: Sequence) -> Optional[str]:
-    """Why this session (its mounted `uenvs`) cannot run a kernel with `binding`."""
-    for kind in KINDS:
-        why = kind_module(kind).mismatch(binding, uenvs)
+def mismatch(binding: Binding, session) -> Optional[str]:
+    """Why this session (its uenvs, its container) cannot run a kernel with `binding`.
+    A uenv may be needed by any kind of kernel (Julia too)."""
+    kinds = {"uenv", binding.kind} & set(KINDS)
+    for kind in sorted(kinds):
+        why = kind_module(kind).mismatch(binding, session)
+        if why:
+            return why
+    return None
+
+
+def missing(binding: Binding) -> Optional[str]:
+    """What a kernel's base lost for good (see the kind modules' `missing`)."""
+    kinds = {"python", binding.kind} & set(KINDS)  # any Python kernel may be layered
+    for kind in sorted(kinds):
+        why = kind_module(kind).missing(binding)
         if why:
             return why
     return None

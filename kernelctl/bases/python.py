@@ -1,4 +1,8 @@
-"""`--base system` (python3 on PATH) and `--base python:PATH`: a bare interpreter."""
+"""`--base system` (python3 on PATH) and `--base python:PATH`: a bare interpreter.
+
+`interpreter_layers` is shared by every kind whose Python may live in a venv (a
+module's, a container's): the venv is layered on, never built from.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 from kernelctl.bases import Base, checked_probe
-from kernelctl.binding import Binding
+from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.paths import is_within, path_list
 
@@ -22,38 +26,77 @@ def claims(spec: str) -> bool:
 
 def resolve(spec: str, env: Mapping[str, str]) -> Base:
     if spec == "system":
-        return _python_base("system", shutil.which("python3", path=env.get("PATH")) or
-                            sys.executable, env)
-    return _python_base(spec, spec[len(PREFIX):], env)
+        return python_base("system", system_python(env), env)
+    return python_base(spec, spec[len(PREFIX):], env)
+
+
+def system_python(env: Mapping[str, str]) -> str:
+    return shutil.which("python3", path=env.get("PATH")) or sys.executable
 
 
 def from_recipe(recipe, env: Mapping[str, str]) -> Base:
     raise KernelctlError(f"recipe {recipe.path} has base.kind 'python', which recipes "
-                         "cannot name yet", "Use --base python:PATH.")
+                         "cannot name", "Use --base python:PATH.")
 
 
-def mismatch(binding: Binding, uenvs: Sequence) -> Optional[str]:
+def mismatch(binding: Binding, session) -> Optional[str]:
     return None  # an interpreter that is gone is a broken kernel, found by its launch check
 
 
-def _python_base(label: str, python: str, env: Mapping[str, str]) -> Base:
+def missing(binding: Binding) -> Optional[str]:
+    """A kernel layered on a venv is not itself without that venv's packages."""
+    if not isinstance(binding, PythonBinding):
+        return None
+    gone = [d for d in binding.layer_dirs() if not os.path.isdir(d)]
+    if not gone:
+        return None
+    return (f"the environment it was built on ({binding.base_env}) is gone or was rebuilt "
+            f"with another Python: {gone[0]} is missing")
+
+
+def python_base(label: str, python: str, env: Mapping[str, str]) -> Base:
+    path = checked_path(python)
+    interpreter, python, base_env, layers = interpreter_layers(path, env)
+    conda = _conda_prefix(interpreter)
+    if conda is not None:
+        from kernelctl.bases import conda as conda_kind
+
+        return conda_kind.conda_base(conda, env, label=label, python=path)
+    return Base(kind="python", name="system" if label == "system" else "python",
+                label=label, python=python, interpreter=interpreter, base_env=base_env,
+                layers=layers, pythonpath=tuple(path_list(env.get("PYTHONPATH", ""))))
+
+
+def checked_path(python: str) -> Path:
     path = Path(python).expanduser()
     if not path.is_absolute() or not os.access(path, os.X_OK) or os.path.isdir(path):
         raise KernelctlError(
             f"'{python}' is not an executable file given by an absolute path",
             "Write --base python:/absolute/path/to/python3 (see `which python3`).",
         )
+    return path
+
+
+def interpreter_layers(path: Path, env: Mapping[str, str]):
+    """(interpreter, the python to build on, base_env, layers) for the python at `path`.
+
+    virtualenv cannot make a venv from a venv's python: build on the interpreter under
+    it, and layer the venv's site-packages in (its packages are the point). The python
+    is sys.executable, not `path`: a pyenv or conda shim is a script, not the interpreter.
+    """
     interpreter = checked_probe(path, env)
-    base_env, layers, python = None, (), interpreter.executable
-    if interpreter.in_venv:
-        # virtualenv cannot make a venv from a venv's python: build on the interpreter
-        # under it, and layer the venv's site-packages in (its packages are the point).
-        base_env, layers = interpreter.prefix, _site_dirs(interpreter)
-        python = checked_probe(Path(interpreter.base_executable), env).executable
-    # sys.executable, not `path`: a pyenv or conda shim is a script, not the interpreter.
-    return Base(kind="python", name="system" if label == "system" else "python",
-                label=label, python=python, interpreter=interpreter, base_env=base_env,
-                layers=layers, pythonpath=tuple(path_list(env.get("PYTHONPATH", ""))))
+    if not interpreter.in_venv:
+        return interpreter, interpreter.executable, None, ()
+    under = checked_probe(Path(interpreter.base_executable), env).executable
+    return interpreter, under, interpreter.prefix, _site_dirs(interpreter)
+
+
+def _conda_prefix(interpreter) -> Optional[str]:
+    """The conda env the interpreter (or the one under its venv) belongs to."""
+    for prefix in (interpreter.prefix, interpreter.base_prefix):
+        if os.path.isdir(os.path.join(prefix, "conda-meta")):
+            return prefix
+    return None
 
 
 def _site_dirs(interpreter) -> tuple:

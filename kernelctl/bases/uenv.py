@@ -7,7 +7,7 @@ mounts one. A kernel made here needs that image again (`mismatch`).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from kernelctl import uenv
 from kernelctl.bases import Base, checked_probe
@@ -32,15 +32,20 @@ def resolve(spec: str, env: Mapping[str, str]) -> Base:
     return _uenv_base(label, recipe_for_uenv(label.name, env), env)
 
 
+def missing(binding: Binding) -> Optional[str]:
+    return None  # an image not mounted is a mismatch: another session may have it
+
+
 def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
     return _uenv_base(uenv.UenvLabel(recipe.uenv), recipe, env)
 
 
-def mismatch(binding: Binding, uenvs: Sequence) -> Optional[str]:
+def mismatch(binding: Binding, session) -> Optional[str]:
     """Why the uenv a kernel needs is not among this session's, or None when it is (or
     the kernel needs none). Any kind of kernel may need one: Python and Julia alike."""
     if not binding.image:
         return None
+    uenvs = session.uenvs
     label = binding.label or binding.image
     mounted = next((u for u in uenvs if u.name == binding.image), None)
     if not uenvs:

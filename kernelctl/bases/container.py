@@ -1,0 +1,79 @@
+"""`--base container`: the Python of the container image this session runs in (CSCS's
+container engine with an NGC PyTorch image, Apptainer, Podman).
+
+The kernel is bound to the image as far as the session reveals it (kernelctl.containers)
+and is flagged, and explains itself, when opened in a session running another image.
+The image's Python is used like `system`'s: a venv holding the image's packages is
+layered on.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import replace
+from typing import Mapping, Optional
+
+from kernelctl.bases import Base
+from kernelctl.binding import Binding, PythonBinding
+from kernelctl.containers import session_container
+from kernelctl.errors import KernelctlError
+
+SPEC = "container"
+
+
+def claims(spec: str) -> bool:
+    return spec == SPEC
+
+
+def resolve(spec: str, env: Mapping[str, str]) -> Base:
+    from kernelctl.bases.python import python_base, system_python
+
+    container = session_container(env)
+    if container is None:
+        raise KernelctlError(
+            "this session does not run in a container (no APPTAINER_CONTAINER, "
+            "NVIDIA_*_VERSION, /run/.containerenv or /.dockerenv)",
+            "Start JupyterLab in the container image (CSCS: the spawner's container "
+            "option or an EDF), or use --base system for this session's Python.")
+    base = python_base(SPEC, system_python(env), env)
+    return replace(
+        base, kind="container", name=container.engine, label=container.label,
+        version=container.version or None, digest=container.digest or None,
+        kernel_name="container-" + (container.image.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                                    or container.engine) + (
+            f"-{container.version}" if container.version else ""),
+        launch_steps=launch_steps(container.markers) + base.launch_steps,
+        binding_extra={**base.binding_extra, "container": container.image or container.engine},
+    )
+
+
+def from_recipe(recipe, env: Mapping[str, str]) -> Base:
+    raise KernelctlError(f"recipe {recipe.path} has base.kind 'container', which recipes "
+                         "cannot name", "Use --base container inside the container.")
+
+
+def missing(binding: Binding) -> Optional[str]:
+    return None
+
+
+def mismatch(binding: Binding, session) -> Optional[str]:
+    """Why this session's container is not the kernel's image."""
+    if not isinstance(binding, PythonBinding) or binding.kind != "container":
+        return None
+    here = session.container
+    made_in = binding.label or binding.container
+    if here is None:
+        return f"made in the container {made_in}, but this session runs in no container"
+    if (here.image or here.engine) != binding.container or \
+            (binding.version or "") != here.version:
+        return f"made in the container {made_in}, but this session runs in {here.label}"
+    if binding.digest and here.digest and binding.digest != here.digest:
+        return (f"made in the container {made_in} (build {binding.digest}), but this "
+                f"session's image is build {here.digest}: the image was replaced")
+    return None
+
+
+def launch_steps(markers: tuple) -> str:
+    """The image check: each identifying variable must hold the value it held."""
+    return "".join(f'[ "${{{name}-}}" = {shlex.quote(value)} ] || base_here=no\n'
+                   for name, value in markers)

@@ -1,0 +1,120 @@
+"""`--base module:NAME[/VERSION][,NAME...]` and module recipes: the python3 that Lmod
+modules provide (Alliance, DKRZ, PDC).
+
+The kernel loads the same modules, at the versions Lmod resolved at create time, each
+time it starts (docs/bases.md says why: loading follows the site's fixes to a version's
+modulefile, where a copy of the environment would go stale; it costs ~0.05 s).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from kernelctl.bases import Base
+from kernelctl.binding import Binding, PythonBinding
+from kernelctl.errors import KernelctlError
+from kernelctl.paths import is_within, path_list
+
+PREFIX = "module:"
+
+
+def claims(spec: str) -> bool:
+    return spec.startswith(PREFIX)
+
+
+def resolve(spec: str, env: Mapping[str, str]) -> Base:
+    names = [name.strip() for name in spec[len(PREFIX):].split(",") if name.strip()]
+    return modules_base(names, env)
+
+
+def from_recipe(recipe, env: Mapping[str, str]) -> Base:
+    return modules_base(list(recipe.modules), env, recipe)
+
+
+def mismatch(binding: Binding, session) -> Optional[str]:
+    return None
+
+
+def missing(binding: Binding) -> Optional[str]:
+    """Modulefiles that are gone: the site retired the version the kernel was pinned to."""
+    if not isinstance(binding, PythonBinding) or not binding.modulefiles:
+        return None
+    gone = [f for f in path_list(binding.modulefiles) if not os.path.isfile(f)]
+    if not gone:
+        return None
+    return (f"its modules ({binding.modules}) can no longer be loaded: the modulefile "
+            f"{gone[0]} is gone (the site retired that version?)")
+
+
+def modules_base(names: Sequence[str], env: Mapping[str, str], recipe=None) -> Base:
+    from kernelctl import lmod
+    from kernelctl.bases.python import interpreter_layers
+
+    lmod.check_module_names(names)
+    command = lmod.find_lmod(env)
+    loaded = lmod.load(command, names, env)
+    active = loaded.apply(env)
+    python = _modules_python(names, loaded.pinned, env, active)
+    interpreter, build_on, base_env, layers = interpreter_layers(python, active)
+    added = [entry for entry in path_list(active.get("PYTHONPATH"))
+             if entry not in path_list(env.get("PYTHONPATH"))]
+    label = PREFIX + ",".join(loaded.pinned)
+    return Base(
+        kind="module", name="module", label=label, python=build_on, interpreter=interpreter,
+        recipe=recipe.name if recipe else None, base_env=base_env, layers=layers,
+        pythonpath=tuple(added), shadow_roots=tuple(added),
+        packages=recipe.packages if recipe else (),
+        session_env={k: v for k, v in loaded.changes.items()},
+        loads_at_launch=True,
+        kernel_name=recipe.name if recipe else "-".join(loaded.pinned),
+        launch_steps=launch_steps(command, env.get("MODULEPATH", ""), loaded.pinned),
+        binding_extra={"modules": ",".join(loaded.pinned), "lmod": str(command),
+                       "modulepath": env.get("MODULEPATH") or None,
+                       "modulefiles": os.pathsep.join(loaded.modulefiles) or None},
+    )
+
+
+def _modules_python(names: Sequence[str], pinned: Sequence[str], env: Mapping[str, str],
+                    active: Mapping[str, str]) -> Path:
+    """The python3 the modules put on PATH; one from outside them would be missing
+    when the kernel starts with only these modules loaded."""
+    python = shutil.which("python3", path=active.get("PATH"))
+    added = [entry for entry in path_list(active.get("PATH"))
+             if entry not in path_list(env.get("PATH"))]
+    if python and any(is_within(python, entry) for entry in added):
+        return Path(python)
+    already = [m for m in path_list(env.get("LOADEDMODULES")) if "python" in m.lower()]
+    hint = (f"Name the module that provides it too, e.g. --base module:{already[0]},"
+            f"{','.join(names)}" if already else
+            "Add the module that provides Python, e.g. --base module:python,"
+            f"{','.join(names)} (`module spider python` lists them).")
+    raise KernelctlError(f"the modules {', '.join(pinned)} do not provide python3"
+                         + (f" (python3 here is {python}, from outside them)" if python else ""),
+                         hint)
+
+
+# Run by kernelctl-launch.sh before it starts Python: `python` is the venv's python.
+LAUNCH_STEPS = """\
+# The modules this kernel was built on, at the versions pinned when it was made.
+lmod={lmod}
+[ -x "$lmod" ] || lmod=${{LMOD_CMD:-$lmod}}
+{modulepath}if loaded=$("$lmod" sh --quiet load {modules} 2>/dev/null); then
+  eval "$loaded"
+  PATH="${{python%/*}}:$PATH"; export PATH  # the environment's own bin stays first
+else
+  base_here=no
+fi
+"""
+
+
+def launch_steps(lmod: Path, modulepath: str, pinned: Sequence[str]) -> str:
+    # The MODULEPATH they were loaded from first, then the server's own (a site's
+    # JupyterLab may have modules loaded).
+    search = (f"MODULEPATH={shlex.quote(modulepath)}${{MODULEPATH:+:$MODULEPATH}}; "
+              "export MODULEPATH\n" if modulepath else "")
+    return LAUNCH_STEPS.format(lmod=shlex.quote(str(lmod)), modulepath=search,
+                               modules=" ".join(shlex.quote(m) for m in pinned))
