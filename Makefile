@@ -77,6 +77,7 @@ bench: setup wheelhouse
 	$(BIN)/python bench/bench_create.py
 	$(BIN)/python bench/bench_list.py
 	$(BIN)/python bench/bench_kernel_start.py
+	$(BIN)/python bench/bench_base_start.py
 	$(BIN)/python bench/bench_doctor.py
 
 clean:
