@@ -199,6 +199,10 @@ def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> 
                        "in this session: a version was retired, or Lmod is not reachable. "
                        "In a terminal, `module load` them to see why, or recreate the "
                        f"kernel on what the site has now: {recreate}")
+    elif base.kind == "conda":
+        unavailable = (f"kernelctl: the conda environment this kernel was built on "
+                       f"({base.binding_extra['conda_prefix']}) is gone or no longer has its "
+                       f"Python. Recreate the kernel on what is there now: {recreate}")
     elif base.kind == "container":
         unavailable = (f"kernelctl: this kernel was made in the container {base.label}, "
                        "and this session runs in another one (or in none). Start JupyterLab "

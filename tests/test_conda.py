@@ -80,6 +80,8 @@ def test_conda_env_is_activated_in_the_kernel(conda_env, wheelhouse, test_wheels
     assert seen["env"] == {"CONDA_PREFIX": str(conda_env), "GDAL_DATA": f"{conda_env}/share/gdal",
                            "FROM_STATE": "state", "FROM_ENV_VARS_D": "1", "BOTH": "state wins"}
     assert seen["path"] == [str(venv / "bin"), str(conda_env / "bin")]
+    doctor = kernelctl("doctor", "geo")
+    assert doctor.returncode == 0, doctor.stdout
 
 
 def test_conda_kernel_is_interrupted_like_any_kernel(conda_env, wheelhouse):
@@ -150,3 +152,16 @@ def test_conda_kernel_runs_in_jupyterlab(conda_env, wheelhouse, tmp_path):
         lab.terminate()
         lab.wait(timeout=30)
     assert f"gdal={conda_env}/share/gdal" in text
+
+
+def test_unreadable_conda_env_is_a_clear_error(conda_env, tmp_path, unprivileged, isolated):
+    """A colleague's env this user may not enter: refused, naming it, nothing left."""
+    from tests.conftest import OTHER_UID
+
+    private = tmp_path / "colleague-env"
+    shutil.copytree(conda_env, private, symlinks=True)
+    os.chown(private, OTHER_UID, OTHER_UID)
+    private.chmod(0o700)
+    done = kernelctl("create", "--base", f"conda:{private}", prefix=unprivileged)
+    assert_user_error(done, f"{private} cannot be read (permission denied)")
+    assert not (isolated / ".local/share/jupyter/kernels").exists()

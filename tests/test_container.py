@@ -50,6 +50,8 @@ def test_container_kernel_is_bound_to_its_image(image_venv, wheelhouse):
     assert kernel["base"]["base_env"] == str(image_venv)  # the image's venv, layered
     printed = run_in_kernel(name, "import kctl_extra; print(kctl_extra.__file__)", session)
     assert printed.startswith(str(image_venv))
+    doctor = kernelctl("doctor", name, env=session)
+    assert doctor.returncode == 0, doctor.stdout
 
     # Opened in a session running the next release of the image: flagged, and explained.
     upgraded = in_container(image_venv, version="24.07", build="9100")

@@ -57,6 +57,8 @@ def test_alliance_modules_with_ebpythonprefixes(module_tree, wheelhouse, test_wh
     assert seen["path0"] == str(venv / "bin")
     # Nothing of the modules is frozen into kernel.json: they load at launch.
     assert "EBROOTSCIPYMINSTACK" not in kernel_json(kernel)["env"]
+    doctor = kernelctl("doctor", "alliance", env=server_env())
+    assert doctor.returncode == 0, doctor.stdout
 
 
 def test_dkrz_module_on_pythonpath_is_shadow_fixed(module_tree, wheelhouse, test_wheels):
