@@ -232,3 +232,57 @@ def test_kernel_names(name, ok):
 ])
 def test_path_list(value, expected):
     assert path_list(value) == expected
+
+
+@pytest.mark.parametrize("text, changes, status", [
+    ('import os\nos.environ["A"] = "x y";\n_mlstatus = True\n', {"A": "x y"}, True),
+    ('os.environ["A"] = "1";\ndel os.environ["B"]\n', {"A": "1", "B": None}, None),
+    ('os.environ["A"] = "1";\n_mlstatus = False\n', {"A": "1"}, False),
+    ('print("hello")\nos.environ[KEY] = "1"\nos.environ["N"] = 3\n', {}, None),  # not data
+    ("", {}, None),
+])
+def test_lmod_python_output(text, changes, status):
+    from kernelctl.lmod import parse_python_output
+
+    assert parse_python_output(text) == (changes, status)
+
+
+def test_lmod_output_that_is_not_python():
+    from kernelctl.lmod import parse_python_output
+
+    with pytest.raises(KernelctlError):
+        parse_python_output("os.environ[")
+
+
+@pytest.mark.parametrize("names, ok", [
+    (["python/3.11", "scipy-stack"], True),
+    (["StdEnv/2023", "gcc/12.3", "netcdf-c++4/4.3.1"], True),
+    ([], False), (["a b"], False), (["python//3"], False), (["python/"], False),
+    (["-x"], False), (["$(rm)"], False),
+])
+def test_module_names(names, ok):
+    from kernelctl.lmod import check_module_names
+
+    if ok:
+        check_module_names(names)
+    else:
+        with pytest.raises(KernelctlError):
+            check_module_names(names)
+
+
+def test_conda_activation_variables(tmp_path):
+    import json
+
+    from kernelctl.bases.conda import activation_variables
+
+    prefix = tmp_path / "env"
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "etc" / "conda" / "env_vars.d").mkdir(parents=True)
+    (prefix / "etc" / "conda" / "env_vars.d" / "b.json").write_text(json.dumps({"X": "b"}))
+    (prefix / "etc" / "conda" / "env_vars.d" / "a.json").write_text(json.dumps({"X": "a", "Y": "a"}))
+    (prefix / "conda-meta" / "state").write_text(json.dumps({"env_vars": {"Y": "state"}}))
+    assert activation_variables(str(prefix)) == {
+        "CONDA_PREFIX": str(prefix), "CONDA_DEFAULT_ENV": str(prefix), "X": "b", "Y": "state"}
+    (prefix / "conda-meta" / "state").write_text(json.dumps({"env_vars": {"Y": 1}}))
+    with pytest.raises(KernelctlError):
+        activation_variables(str(prefix))
