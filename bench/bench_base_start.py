@@ -69,7 +69,7 @@ def main() -> None:
         wheels = scratch / "wheels"
         build_wheel(wheels, "kctl_extra", "0.3")
         build_wheel(wheels, "kctl_shadow", "1.0")
-        tree = build_tree(scratch / "lmod", wheels)
+        tree = build_tree(scratch / "lmod", wheels, wheelhouse_dir())
         env = user_env(scratch / "home")
         os.environ.update(JUPYTER_DATA_DIR=env["JUPYTER_DATA_DIR"])
         modules = "StdEnv/2023,python,scipy-stack"

@@ -64,9 +64,13 @@ def python_installation(prefix: Path) -> Path:
     return prefix / "bin" / "python3"
 
 
-def pip_target(target: Path, wheels: Path, *packages: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
-                    "--find-links", str(wheels), "--target", str(target), *packages],
+def pip_target(target: Path, wheels, *packages: str) -> None:
+    """Install `packages` into the directory `target`, offline from `wheels` (one
+    directory or a list of them)."""
+    links = [arg for directory in (wheels if isinstance(wheels, list) else [wheels])
+             for arg in ("--find-links", str(directory))]
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", *links,
+                    "--target", str(target), *packages],
                    check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
 
 
@@ -75,7 +79,9 @@ def write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def build_tree(root: Path, wheels: Path) -> ModuleTree:
+def build_tree(root: Path, wheels: Path, wheelhouse: Path) -> ModuleTree:
+    """Alliance's python comes without ipykernel (the venv installs it from the
+    wheelhouse, as Alliance's docs do); DKRZ's module has it on PYTHONPATH."""
     software = root / "software"
     python_prefix = software / "python" / "3.11.5"
     python_installation(python_prefix)
@@ -85,7 +91,8 @@ def build_tree(root: Path, wheels: Path) -> ModuleTree:
     dkrz_prefix = software / "python3-dkrz"
     python_installation(dkrz_prefix)
     dkrz_packages = dkrz_prefix / "packages"
-    pip_target(dkrz_packages, wheels, "kctl_extra", "kctl_shadow==1.0")
+    pip_target(dkrz_packages, [wheels, wheelhouse], "kctl_extra", "kctl_shadow==1.0",
+               "ipykernel")
 
     core, hierarchy = root / "modules" / "core", root / "modules" / "gcccore"
     write(core / "StdEnv" / "2023.lua", f"""\
@@ -122,7 +129,7 @@ setenv DKRZ_PYTHON_ROOT {dkrz_prefix}
 
 
 @pytest.fixture(scope="session")
-def module_tree(tmp_path_factory, test_wheels) -> ModuleTree:
+def module_tree(tmp_path_factory, test_wheels, wheelhouse) -> ModuleTree:
     if not os.access(LMOD_CMD, os.X_OK):
         pytest.fail(f"Lmod is not installed ({LMOD_CMD}): `make test` installs Debian's lmod")
-    return build_tree(tmp_path_factory.mktemp("lmod"), test_wheels)
+    return build_tree(tmp_path_factory.mktemp("lmod"), test_wheels, wheelhouse)

@@ -14,17 +14,15 @@ import pytest
 
 from tests.conftest import BASE_PYTHON
 from tests.helpers import assert_user_error, created, kernelctl, listed, make_venv, run_in_kernel
-from tests.modulefiles import PY_MM, pip_target
 from tests.test_conda import conda_env  # noqa: F401 (a fixture)
 from tests.test_layered import tree_digest
 
 
 @pytest.fixture
-def hand_made_conda(conda_env, tmp_path, wheelhouse) -> Path:  # noqa: F811
+def hand_made_conda(conda_env, tmp_path) -> Path:  # noqa: F811
     """DKRZ's recipe: a conda prefix with ipykernel, registered by `ipykernel install`."""
     prefix = tmp_path / "kernels" / "your-kernel"
     shutil.copytree(conda_env, prefix, symlinks=True)
-    pip_target(prefix / "lib" / f"python{PY_MM}" / "site-packages", wheelhouse, "ipykernel")
     subprocess.run([prefix / "bin" / "python3", "-m", "ipykernel", "install", "--user",
                     "--name", "new-kernel", "--display-name", "new kernel"],
                    check=True, capture_output=True)

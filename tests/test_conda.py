@@ -35,11 +35,12 @@ export GDAL_DATA=$CONDA_PREFIX/share/gdal
 
 
 @pytest.fixture(scope="session")
-def conda_env(tmp_path_factory, test_wheels) -> Path:
+def conda_env(tmp_path_factory, test_wheels, wheelhouse) -> Path:
+    """A conda env with ipykernel, as DKRZ's recipe makes them."""
     prefix = tmp_path_factory.mktemp("conda") / "envs" / "geo"
     python_installation(prefix)
-    pip_target(prefix / "lib" / f"python{PY_MM}" / "site-packages", test_wheels,
-               "kctl_extra", "kctl_shadow==1.0")
+    pip_target(prefix / "lib" / f"python{PY_MM}" / "site-packages", [test_wheels, wheelhouse],
+               "kctl_extra", "kctl_shadow==1.0", "ipykernel")
     (prefix / "conda-meta").mkdir()
     (prefix / "conda-meta" / "history").write_text("")
     (prefix / "conda-meta" / "state").write_text(json.dumps(
