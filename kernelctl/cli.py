@@ -242,6 +242,37 @@ def doctor(
         raise typer.Exit(1)
 
 
+recipes_app = typer.Typer(help="The base images kernelctl knows by name (recipes).",
+                          no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(recipes_app, name="recipes")
+
+
+@recipes_app.command("list")
+def list_recipes(
+    as_json: bool = typer.Option(False, "--json", help="Print {version, recipes} as JSON."),
+) -> None:
+    """Every recipe: site, kind, what it loads, and whether this session can use it."""
+    from kernelctl.recipes import catalogue
+
+    renderer = Renderer(as_json)
+    renderer.recipes(_run(renderer, lambda: catalogue(os.environ)))
+
+
+@recipes_app.command("show")
+def show_recipe(
+    name: str = typer.Argument(..., help="Recipe name, as `kernelctl recipes list` shows it."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """One recipe in full: where its file is, what it loads, why it cannot be used here."""
+    from kernelctl.recipes import catalogue
+
+    renderer = Renderer(as_json)
+    entry = _run(renderer, lambda: catalogue(os.environ, [name]))[0]
+    renderer.recipe_detail(entry)
+    if entry.recipe is None:
+        raise typer.Exit(1)
+
+
 def _run(renderer: Renderer, action):
     """Call the core; a user error becomes a message and an exit code, not a traceback.
     So does a filesystem that is full, read-only or not the user's, wherever it hits."""

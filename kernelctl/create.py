@@ -168,8 +168,12 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
     missing = [] if base.interpreter.ipykernel else ["ipykernel"]
     if packages or missing or request.requirement_files:
         progress(f"Installing {redact(', '.join(packages + missing)) or 'requirements'} (pip)")
+    if base.no_index and not request.no_index:
+        progress(f"Installing offline (--no-index), as the recipe {base.recipe} says: pip "
+                 "finds packages in the site's wheelhouse (its pip configuration)")
     install_packages(venv, packages, request.requirement_files,
-                     pip_options(request.no_index, request.find_links), run_env, also=missing)
+                     pip_options(request.no_index or base.no_index, request.find_links),
+                     run_env, also=missing)
     checked = probe(venv.python, run_env)
     if checked.ipykernel is None or not same_path(checked.prefix, root):
         raise KernelctlError(f"the new environment {root} cannot import ipykernel",

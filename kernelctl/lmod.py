@@ -93,7 +93,7 @@ def load(lmod: Path, names: Sequence[str], env: Mapping[str, str]) -> Loaded:
     files = path_list(changes.get("_LMFILES_") or "")
     pinned, modulefiles = [], []
     for name in names:
-        index = _index_of(name, loaded)
+        index = find_loaded(name, loaded)
         if index is None:
             raise KernelctlError(f"Lmod loaded {', '.join(loaded) or 'nothing'}, which does "
                                  f"not include {name}",
@@ -104,10 +104,12 @@ def load(lmod: Path, names: Sequence[str], env: Mapping[str, str]) -> Loaded:
     return Loaded(changes=changes, pinned=tuple(pinned), modulefiles=tuple(modulefiles))
 
 
-def _index_of(name: str, loaded: list) -> Optional[int]:
-    """Where the module `name` (NAME or NAME/VERSION) is in LOADEDMODULES; the last
-    match, as a later load of the same name replaces an earlier one."""
-    matches = [i for i, full in enumerate(loaded) if full == name or full.startswith(name + "/")]
+def find_loaded(name: str, loaded: Sequence[str]) -> Optional[int]:
+    """Where the module `name` (NAME, NAME/VERSION, or a version's start: python/3.11
+    loads python/3.11.5, Lmod's extended default) is in LOADEDMODULES; the last match,
+    as a later load of the same name replaces an earlier one."""
+    matches = [i for i, full in enumerate(loaded)
+               if full == name or full.startswith((name + "/", name + "."))]
     return matches[-1] if matches else None
 
 
@@ -151,7 +153,7 @@ def _environ_key(node) -> Optional[str]:
 def _load_error(lmod: Path, names: Sequence[str], env: Mapping[str, str],
                 failure: Optional[CommandFailed]) -> KernelctlError:
     known = every_module(lmod, env)
-    unknown = [name for name in names if known and _index_of(name, known) is None]
+    unknown = [name for name in names if known and find_loaded(name, known) is None]
     if unknown:
         choices = sorted(set(known) | {full.rsplit("/", 1)[0] for full in known})
         close = difflib.get_close_matches(unknown[0], choices, n=5, cutoff=0.5)

@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from kernelctl.errors import KernelctlError
 
@@ -18,7 +18,8 @@ else:  # pragma: no cover - exercised on Python 3.9/3.10 only
 
 log = logging.getLogger("kernelctl")
 RECIPE_FORMAT = 1
-BASE_KINDS = ("uenv",)
+_REQUIRED = object()
+BASE_KINDS = ("uenv", "module", "container")
 
 
 @dataclass(frozen=True)
@@ -27,19 +28,34 @@ class Recipe:
     description: str
     site: str
     kind: str
-    uenv: str
-    view: str
-    python: str
-    packages: tuple
     path: Path
+    packages: tuple = ()
+    no_index: bool = False  # offline by default (the site's pip config names the wheelhouse)
+    uenv: str = ""  # kind uenv: the uenv's name, its view, the python in the view
+    view: str = "default"
+    python: str = "bin/python3"
+    modules: tuple = ()  # kind module: what to load, in order
+    image: str = ""  # kind container: the image the session must run (a name's start)
+
+    @property
+    def loads(self) -> str:
+        """What the recipe loads, in the words of its kind."""
+        if self.kind == "uenv":
+            return f"uenv {self.uenv}, view {self.view}"
+        if self.kind == "module":
+            return "modules " + ", ".join(self.modules)
+        return f"container image {self.image}"
 
 
 def recipe_dirs(env: Mapping[str, str]) -> list:
-    """$KERNELCTL_RECIPE_PATH first (a site's own recipes), then the built-in ones."""
+    """$KERNELCTL_RECIPE_PATH first (a site's own recipes), then the user's
+    (~/.config/kernelctl/recipes), then the built-in ones: the first NAME.toml wins."""
     extra = [Path(p) for p in env.get("KERNELCTL_RECIPE_PATH", "").split(os.pathsep) if p]
+    config = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME", "~"), ".config")
     here = Path(__file__).resolve().parent
     # Installed wheels carry recipes/ inside the package; a source checkout beside it.
-    return extra + [here / "recipes", here.parent / "recipes"]
+    return extra + [Path(config) / "kernelctl" / "recipes", here / "recipes",
+                    here.parent / "recipes"]
 
 
 def find_recipe(name: str, env: Mapping[str, str]) -> Optional[Recipe]:
@@ -59,17 +75,68 @@ def recipe_for_uenv(uenv_name: str, env: Mapping[str, str]) -> Optional[Recipe]:
 
 def all_recipes(env: Mapping[str, str]) -> list:
     """Every valid recipe; one broken file is logged and skipped, never fatal here."""
-    seen: dict = {}
-    for directory in recipe_dirs(env):
-        for path in sorted(directory.glob("*.toml")) if os.path.isdir(directory) else ():
-            seen.setdefault(path.stem, path)
     found = []
-    for path in seen.values():
+    for path in _recipe_files(env).values():
         try:
             found.append(load_recipe(path))
         except KernelctlError as exc:
             log.warning("%s", exc.message)
     return found
+
+
+@dataclass(frozen=True)
+class RecipeEntry:
+    """One recipe file as `kernelctl recipes` shows it: the recipe, or why it is invalid;
+    and whether this session can use it, or why not."""
+
+    name: str
+    path: Path
+    recipe: Optional[Recipe] = None
+    error: str = ""
+    unusable: str = ""
+
+    def to_json(self) -> dict:
+        recipe = self.recipe
+        data = {"name": self.name, "path": str(self.path), "valid": recipe is not None,
+                "error": self.error or None}
+        if recipe is not None:
+            data.update(site=recipe.site, kind=recipe.kind, description=recipe.description,
+                        loads=recipe.loads, usable=not self.unusable,
+                        why_not=self.unusable or None)
+        return data
+
+
+def catalogue(env: Mapping[str, str], names: Sequence[str] = ()) -> list:
+    """Every recipe file (the first of each name), valid or not, with whether this
+    session can use it; only `names` when given."""
+    from kernelctl.bases import kind_module
+
+    entries = []
+    for path in _recipe_files(env).values():
+        if names and path.stem not in names:
+            continue
+        try:
+            recipe = load_recipe(path)
+        except KernelctlError as exc:
+            entries.append(RecipeEntry(path.stem, path, error=exc.message))
+            continue
+        entries.append(RecipeEntry(recipe.name, path, recipe,
+                                   unusable=kind_module(recipe.kind).unusable(recipe, env) or ""))
+    missing = sorted(set(names) - {entry.name for entry in entries})
+    if missing:
+        raise KernelctlError(f"no recipe named '{missing[0]}'",
+                             "`kernelctl recipes list` shows them; recipes are read from "
+                             + ", ".join(str(d) for d in recipe_dirs(env)))
+    return entries
+
+
+def _recipe_files(env: Mapping[str, str]) -> dict:
+    """{name: the file that wins}, in search order."""
+    seen: dict = {}
+    for directory in recipe_dirs(env):
+        for path in sorted(directory.glob("*.toml")) if os.path.isdir(directory) else ():
+            seen.setdefault(path.stem, path)
+    return seen
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -94,22 +161,33 @@ def _from_dict(data: dict, path: Path) -> Recipe:
     kind = _get(base, "kind", str, key="base.kind")
     if kind not in BASE_KINDS:
         raise ValueError(f"base.kind {kind!r} is not one of {BASE_KINDS}")
-    packages = _get(_get(data, "packages", dict, {}), "default", list, [],
-                    key="packages.default")
-    if not all(isinstance(p, str) and p.strip() for p in packages):
-        raise ValueError("packages.default must be a list of non-empty strings")
-    return Recipe(
-        name=name, description=_get(data, "description", str, ""),
-        site=_get(data, "site", str, ""), kind=kind,
-        uenv=_get(base, "uenv", str, key="base.uenv"),
-        view=_get(base, "view", str, "default", key="base.view"),
-        python=_get(base, "python", str, "bin/python3", key="base.python"),
-        packages=tuple(packages), path=path,
-    )
+    packages = _strings(_get(data, "packages", dict, {}), "default", "packages.default", [])
+    pip = _get(data, "pip", dict, {})
+    common = dict(name=name, description=_get(data, "description", str, ""),
+                  site=_get(data, "site", str, ""), kind=kind, path=path,
+                  packages=tuple(packages),
+                  no_index=_get(pip, "no_index", bool, False, key="pip.no_index"))
+    if kind == "uenv":
+        return Recipe(**common, uenv=_get(base, "uenv", str, key="base.uenv"),
+                      view=_get(base, "view", str, "default", key="base.view"),
+                      python=_get(base, "python", str, "bin/python3", key="base.python"))
+    if kind == "module":
+        modules = _strings(base, "modules", "base.modules")
+        if not modules:
+            raise ValueError("'base.modules' must name at least one module")
+        return Recipe(**common, modules=tuple(modules))
+    return Recipe(**common, image=_get(base, "image", str, key="base.image"))
 
 
-_REQUIRED = object()
-TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table"}
+def _strings(data: dict, name: str, key: str, default=_REQUIRED) -> list:
+    values = _get(data, name, list, default, key=key)
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise ValueError(f"'{key}' must be a list of non-empty strings")
+    return values
+
+
+TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table",
+              bool: "true or false"}
 
 
 def _get(data: dict, name: str, kind: type, default=_REQUIRED, key: str = ""):

@@ -70,6 +70,41 @@ class Renderer:
                            "`kernelctl show NAME` says why;\n"
                            "`kernelctl remove --broken` removes broken kernelctl kernels.\n")
 
+    def recipes(self, entries: list) -> None:
+        if self.as_json:
+            self._json({"recipes": [entry.to_json() for entry in entries]})
+            return
+        self.out.write(_recipe_row("NAME", "SITE", "KIND", "USABLE HERE", "LOADS"))
+        for entry in entries:
+            if entry.recipe is None:
+                self.out.write(_recipe_row(entry.name, "?", "?", "invalid", entry.error))
+                continue
+            recipe = entry.recipe
+            usable = "no" if entry.unusable else "yes"
+            self.out.write(_recipe_row(recipe.name, recipe.site, recipe.kind, usable,
+                                       recipe.loads))
+        if any(entry.unusable or entry.recipe is None for entry in entries):
+            self.out.write("\n`kernelctl recipes show NAME` says why a recipe cannot be "
+                           "used here.\n")
+
+    def recipe_detail(self, entry) -> None:
+        if self.as_json:
+            self._json(entry.to_json())
+            return
+        recipe = entry.recipe
+        if recipe is None:
+            self.out.write(f"recipe {entry.name} ({entry.path}) is invalid: {entry.error}\n")
+            return
+        lines = [("name", recipe.name), ("site", recipe.site or "-"), ("kind", recipe.kind),
+                 ("description", recipe.description or "-"), ("loads", recipe.loads),
+                 ("packages", ", ".join(recipe.packages) or "-"),
+                 ("offline", "yes (--no-index: the site's wheelhouse)" if recipe.no_index
+                  else "no"),
+                 ("file", str(entry.path)),
+                 ("usable here", f"no: {entry.unusable}" if entry.unusable else "yes"),
+                 ("use it", f"kernelctl create --base {recipe.name}")]
+        self.out.write("".join(f"{key + ':':13}{value}\n" for key, value in lines))
+
     def kernel_detail(self, kernel: KernelInfo, record: Optional[dict]) -> None:
         if self.as_json:
             self._json({**kernel.to_json(), "spec": kernel.spec.to_dict() if kernel.spec else None,
@@ -176,6 +211,11 @@ class Renderer:
 
 def _row(*cells: str) -> str:
     return " ".join(_fit(cell, width) for cell, width in zip(cells, COLUMNS)).rstrip() + "\n"
+
+
+def _recipe_row(name: str, site: str, kind: str, usable: str, loads: str) -> str:
+    return (f"{_fit(name, 16)} {_fit(site, 9)} {_fit(kind, 9)} {_fit(usable, 11)} "
+            f"{loads}\n")
 
 
 def _fit(text: str, width: int) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
 
@@ -68,6 +68,7 @@ class Base:
     launcher_shell: str = "/bin/sh"
     kernel_name: str = ""  # the default kernel name, when not derived from the label
     binding_extra: dict = field(default_factory=dict, compare=False)  # kind's own fields
+    no_index: bool = False  # its recipe says: install offline (the site's wheelhouse)
 
     @property
     def display_name(self) -> str:
@@ -118,7 +119,8 @@ def resolve_base(spec: str, env: Mapping[str, str]) -> Base:
         known = ", ".join(r.name for r in recipes.all_recipes(env)) or "none"
         raise KernelctlError(f"unknown base '{spec}'",
                              f"--base takes {BASE_FORMS}. Recipes here: {known}.")
-    return kind_module(recipe.kind).from_recipe(recipe, env)
+    base = kind_module(recipe.kind).from_recipe(recipe, env)
+    return replace(base, recipe=recipe.name, no_index=recipe.no_index)
 
 
 def mismatch(binding: Binding, session) -> Optional[str]:

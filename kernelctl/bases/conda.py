@@ -39,6 +39,10 @@ def from_recipe(recipe, env: Mapping[str, str]) -> Base:
                          "cannot name", "Use --base conda:PREFIX.")
 
 
+def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
+    return f"recipes cannot name a {recipe.kind} base"
+
+
 def mismatch(binding: Binding, session) -> Optional[str]:
     return None
 

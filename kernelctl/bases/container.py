@@ -48,8 +48,25 @@ def resolve(spec: str, env: Mapping[str, str]) -> Base:
 
 
 def from_recipe(recipe, env: Mapping[str, str]) -> Base:
-    raise KernelctlError(f"recipe {recipe.path} has base.kind 'container', which recipes "
-                         "cannot name", "Use --base container inside the container.")
+    """The session's container, which must run the recipe's image."""
+    here = session_container(env)
+    if here is None or not (here.image or "").startswith(recipe.image):
+        from kernelctl.errors import BaseNotActive
+
+        raise BaseNotActive(
+            f"the recipe {recipe.name} needs a session in the container image {recipe.image}"
+            f"; this session runs in {here.label if here else 'no container'}",
+            f"Start JupyterLab in {recipe.image} (CSCS: the spawner's container option "
+            "or an EDF naming it), then run this again.")
+    return resolve(SPEC, env)
+
+
+def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
+    here = session_container(env)
+    if here is None or not (here.image or "").startswith(recipe.image):
+        return (f"needs a session in the container image {recipe.image}; this one runs in "
+                f"{here.label if here else 'no container'}")
+    return None
 
 
 def missing(binding: Binding) -> Optional[str]:

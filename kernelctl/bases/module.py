@@ -35,6 +35,21 @@ def from_recipe(recipe, env: Mapping[str, str]) -> Base:
     return modules_base(list(recipe.modules), env, recipe)
 
 
+def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
+    """Why this session cannot use a module recipe: no Lmod, or modules it lacks."""
+    from kernelctl import lmod
+
+    try:
+        command = lmod.find_lmod(env)
+    except KernelctlError as exc:
+        return exc.message
+    known = lmod.every_module(command, env)
+    absent = [name for name in recipe.modules if lmod.find_loaded(name, known) is None]
+    if absent:
+        return f"Lmod here has no module {', '.join(absent)} (MODULEPATH={env.get('MODULEPATH', '')})"
+    return None
+
+
 def mismatch(binding: Binding, session) -> Optional[str]:
     return None
 

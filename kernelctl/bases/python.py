@@ -39,6 +39,10 @@ def from_recipe(recipe, env: Mapping[str, str]) -> Base:
                          "cannot name", "Use --base python:PATH.")
 
 
+def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
+    return f"recipes cannot name a {recipe.kind} base"
+
+
 def mismatch(binding: Binding, session) -> Optional[str]:
     return None  # an interpreter that is gone is a broken kernel, found by its launch check
 

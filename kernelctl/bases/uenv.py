@@ -32,6 +32,16 @@ def resolve(spec: str, env: Mapping[str, str]) -> Base:
     return _uenv_base(label, recipe_for_uenv(label.name, env), env)
 
 
+def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
+    """Why this session cannot use a uenv recipe (`kernelctl recipes`), or None."""
+    try:
+        mounted = _mounted_uenv(uenv.UenvLabel(recipe.uenv), recipe, env)
+        _pick_view(uenv.UenvLabel(recipe.uenv), recipe, mounted)
+    except BaseNotActive as exc:
+        return exc.message
+    return None
+
+
 def missing(binding: Binding) -> Optional[str]:
     return None  # an image not mounted is a mismatch: another session may have it
 
