@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from kernelctl.bases import Base
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import CommandFailed, KernelctlError
 from kernelctl.proc import run
 from kernelctl.venvs import Venv
 
@@ -117,11 +118,52 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
                "PIP_REQUIRE_VIRTUALENV": "1"}
     hint = ("Check the package names and versions. Offline (compute nodes): use "
             "--no-index --find-links DIR with a directory of wheels.")
-    if requested or requirement_files:
-        run([*pip, "--force-reinstall", "--no-deps", *requested, *requirements],
-            env=pip_env, what="pip install", hint=hint)
-    if requested or requirement_files or also:
-        run([*pip, *requested, *also, *requirements], env=pip_env, what="pip install", hint=hint)
+    try:
+        if requested or requirement_files:
+            run([*pip, "--force-reinstall", "--no-deps", *requested, *requirements],
+                env=pip_env, what="pip install", hint=hint)
+        if requested or requirement_files or also:
+            run([*pip, *requested, *also, *requirements], env=pip_env, what="pip install",
+                hint=hint)
+    except CommandFailed as exc:
+        missing = NOT_FOUND_RE.search(exc.message)
+        if missing is None:
+            raise
+        raise _not_found(missing.group(1), venv, pip_options, pip_env) from exc
+
+
+NOT_FOUND_RE = re.compile(r"No matching distribution found for ([^\s;]+)")
+
+
+def _not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
+               env: Mapping[str, str]) -> KernelctlError:
+    """The distribution pip could not find, where it looked (the options given and pip's
+    own configuration), and how to fill a wheelhouse from a node that is online."""
+    name = re.split(r"[<>=!~\[ ]", requirement, 1)[0]
+    places = [pip_options[i + 1] for i, option in enumerate(pip_options[:-1])
+              if option == "--find-links"]
+    try:
+        config = run([str(venv.python), "-m", "pip", "config", "list"], env=env,
+                     what="pip config list", timeout=60)
+    except KernelctlError:
+        config = ""
+    for line in config.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith(("find-links", "index-url", "no-index")):
+            places.append(f"{key.split('.', 1)[-1]} {value.strip(chr(39))} (pip configuration)")
+    offline = "--no-index" in pip_options or any("no-index" in p for p in places)
+    where = "; ".join(places) or ("the package index" if not offline else
+                                  "nowhere (offline, and no wheelhouse was given by "
+                                  "--find-links or pip's configuration)")
+    wheelhouse = next((p for p in pip_options[1:] if os.path.isdir(p)), "WHEELHOUSE")
+    version = ".".join(venv.python.resolve().name.replace("python", "").split(".")[:2]) \
+        or "3.X"
+    return KernelctlError(
+        f"pip found no distribution of {name}"
+        + (f" ({requirement})" if requirement != name else "") + f"; it looked in: {where}",
+        f"On a login node (online), put it in the wheelhouse: pip download --dest "
+        f"{wheelhouse} --only-binary=:all: --python-version {version} {requirement!r}"
+        + (" (ipykernel must be there when the base lacks it)" if name == "ipykernel" else ""))
 
 
 def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Optional[Path]) -> dict:

@@ -3,7 +3,9 @@
 - Alliance (EasyBuild): `StdEnv/2023` (Lua) opens a hierarchy holding `python/3.11.5`,
   whose installation has a `sitecustomize.py` honouring EBPYTHONPREFIXES, and
   `scipy-stack/2023b`, which adds its packages by EBPYTHONPREFIXES, not PYTHONPATH.
-- DKRZ: `python3/2023.01` (Tcl), a Python with its packages on PYTHONPATH.
+- DKRZ: `python3/2023.01` (Tcl), a Python with its packages on PYTHONPATH, and
+  `anaconda3/2023.09` (Lua), an Anaconda installation (a conda prefix).
+- PDC: `anaconda/2023.09` (Tcl), the same kind of installation.
 
 The Python installations are real: a copy of the test Python's binary in a prefix of
 its own, whose stdlib is linked to the original's (no squashfs or EasyBuild needed).
@@ -38,6 +40,7 @@ class ModuleTree:
     python_prefix: Path  # what the python module installs
     stack_prefix: Path  # scipy-stack's packages (EBPYTHONPREFIXES)
     dkrz_packages: Path  # the DKRZ module's PYTHONPATH entry
+    anaconda_prefix: Path  # what DKRZ's anaconda3 and PDC's anaconda modules provide
 
     def session_env(self, base: dict) -> dict:
         """A terminal where Lmod is set up and nothing is loaded."""
@@ -94,6 +97,12 @@ def build_tree(root: Path, wheels: Path, wheelhouse: Path) -> ModuleTree:
     pip_target(dkrz_packages, [wheels, wheelhouse], "kctl_extra", "kctl_shadow==1.0",
                "ipykernel")
 
+    anaconda = software / "anaconda3" / "2023.09"
+    python_installation(anaconda)
+    (anaconda / "conda-meta").mkdir()
+    pip_target(anaconda / "lib" / f"python{PY_MM}" / "site-packages", [wheels, wheelhouse],
+               "kctl_extra", "kctl_shadow==1.0", "ipykernel")
+
     core, hierarchy = root / "modules" / "core", root / "modules" / "gcccore"
     write(core / "StdEnv" / "2023.lua", f"""\
 whatis("The standard environment, 2023")
@@ -122,10 +131,19 @@ prepend-path PATH {dkrz_prefix}/bin
 prepend-path PYTHONPATH {dkrz_packages}
 setenv DKRZ_PYTHON_ROOT {dkrz_prefix}
 """)
+    write(core / "anaconda3" / "2023.09.lua", f"""\
+whatis("Anaconda 2023.09")
+prepend_path("PATH", "{anaconda}/bin")
+""")
+    write(core / "anaconda" / "2023.09", f"""\
+#%Module1.0
+module-whatis "Anaconda 2023.09 (PDC)"
+prepend-path PATH {anaconda}/bin
+""")
     write(core / "cdo" / "2.2.0.lua", 'whatis("Climate data operators (no Python)")\n'
           'setenv("CDO_ROOT", "/nonexistent/cdo")\n')
     return ModuleTree(root=root, core=core, python_prefix=python_prefix, stack_prefix=stack,
-                      dkrz_packages=dkrz_packages)
+                      dkrz_packages=dkrz_packages, anaconda_prefix=anaconda)
 
 
 @pytest.fixture(scope="session")

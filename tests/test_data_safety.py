@@ -256,7 +256,7 @@ def test_a_failed_create_removes_the_directories_it_made(prgenv_image, tmp_path)
     venv = tmp_path / "made" / "for" / "it" / "venv"
     done = kernelctl("create", "--base", "prgenv-gnu", "--venv", venv, "-p",
                      "no-such-package-kctl", "--no-index", env=session_of(prgenv_image))
-    assert_user_error(done, "pip install failed")
+    assert_user_error(done, "pip found no distribution of no-such-package-kctl")
     assert not (tmp_path / "made").exists()
 
 
