@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PY_MM
-from tests.helpers import kernelctl, listed, make_venv, run_in_kernel
+from tests.helpers import kernelctl, listed, make_venv
 from tests.test_jupyterlab import run_cell_in_browser, start_lab
 
 CODE = ("import json, kctl_extra, kctl_shadow; print('seen=' + json.dumps("
