@@ -88,7 +88,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
                           kernelctl_version=__version__, created=_now())
         # A base that loads at launch (modules) must not be frozen into kernel.json.
         frozen = env if base.loads_at_launch else base.activated(env)
-        spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name,
+        spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name(name),
                           kernel_env(venv, base, frozen, own_bin()), binding,
                           base.launcher_shell)
         gone, unavailable = _explanations(request, base, name, venv)

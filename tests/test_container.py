@@ -6,15 +6,13 @@ the way many images keep them (/opt/<name>/.venv)."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from kernelctl.containers import session_container
 from tests.conftest import BASE_PYTHON
-from tests.helpers import created, execute_in_kernel, kernelctl, listed, make_venv, run_in_kernel
-from tests.test_jupyterlab import run_cell_in_browser, start_lab
+from tests.helpers import execute_in_kernel, kernelctl, listed, make_venv, run_in_kernel
 
 IMAGE = "/capstor/images/pytorch-24.05.sif"
 
@@ -92,19 +90,3 @@ def test_no_container_is_a_clear_error(monkeypatch):
         container.resolve("container", dict(os.environ))
     assert "does not run in a container" in raised.value.message
     assert "--base system" in raised.value.hint
-
-
-def test_container_kernel_runs_in_jupyterlab(image_venv, wheelhouse, tmp_path):
-    session = in_container(image_venv)
-    created("--base", "container", "--name", "lab-container", "--no-index", "--find-links",
-            wheelhouse, env=session)
-    lab_env = {**session, "PATH": f"{Path(sys.executable).parent}:{session['PATH']}"}
-    lab, handle = start_lab(lab_env, Path(os.environ["HOME"]))
-    try:
-        url = handle.write_notebook("container", "lab-container",
-                                    "import kctl_extra; print('from=' + kctl_extra.__file__)")
-        text = run_cell_in_browser(handle, url, "lab-container", "from=", tmp_path / "lab.png")
-    finally:
-        lab.terminate()
-        lab.wait(timeout=30)
-    assert f"from={image_venv}" in text

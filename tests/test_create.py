@@ -17,6 +17,7 @@ from tests.helpers import (
     kernelctl,
     make_venv,
     run_in_kernel,
+    session_of,
     tomllib,
 )
 
@@ -114,7 +115,7 @@ def test_user_pythonpath_entries_stay_first(prgenv_image, test_wheels, tmp_path)
 
 def test_python_base_without_ipykernel_installs_it_offline(wheelhouse):
     kernel = created("--base", f"python:{BASE_PYTHON}", "--name", "plain", *offline(wheelhouse))
-    assert kernel["display_name"] == f"Python {PY_MM} ({BASE_PYTHON})"
+    assert kernel["display_name"] == f"Python {PY_MM} ({BASE_PYTHON}) · plain"
     venv = Path(kernel["venv"])
     assert list(venv.glob("lib/python*/site-packages/ipykernel"))
     out = run_in_kernel("plain", "import sys; print(sys.prefix)", dict(os.environ))
@@ -260,3 +261,12 @@ def test_venv_copy_wins_under_srun_and_in_a_batch_job(prgenv_image, test_wheels,
                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert batch.returncode == 0, batch.stderr + batch.stdout
     assert json.loads(output.read_text())["shadow"] == "2.0"
+
+
+def test_kernels_on_one_base_have_distinct_display_names(prgenv_image):
+    """JupyterLab's launcher shows display names only: two kernels on one base must differ."""
+    session = session_of(prgenv_image)
+    first = created("--base", "prgenv-gnu", env=session)
+    second = created("--base", "prgenv-gnu", "--name", "analysis", env=session)
+    assert first["display_name"] == f"Python {PY_MM} (prgenv-gnu/24.11:v1)"
+    assert second["display_name"] == f"Python {PY_MM} (prgenv-gnu/24.11:v1) · analysis"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 from tests.helpers import (
@@ -18,7 +17,6 @@ from tests.helpers import (
     listed,
     run_in_kernel,
 )
-from tests.test_jupyterlab import run_cell_in_browser, start_lab
 
 CODE = ("import json, os, sys, kctl_extra, kctl_shadow\n"
         "print(json.dumps({'executable': sys.executable, 'extra': kctl_extra.__file__,\n"
@@ -127,22 +125,3 @@ def test_retired_module_is_broken_and_explains_itself(module_tree, tmp_path, whe
     assert doctor.returncode == 1 and "modulefile" in doctor.stdout
     reply, printed = execute_in_kernel("retired", "print(1)", server_env())
     assert reply["status"] == "error" and "cannot be loaded" in printed
-
-
-def test_module_kernel_runs_in_jupyterlab(module_tree, wheelhouse, tmp_path):
-    """The real server, started without Lmod or any module in its environment."""
-    env = module_tree.session_env(dict(os.environ))
-    created("--base", ALLIANCE, "--name", "lab-modules", "--no-index", "--find-links",
-            wheelhouse, env=env)
-    lab_env = {**server_env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    lab, handle = start_lab(lab_env, Path(os.environ["HOME"]))
-    try:
-        url = handle.write_notebook("modules", "lab-modules",
-                                    "import kctl_extra, os; print('from=' + kctl_extra.__file__, "
-                                    "os.environ['LOADEDMODULES'])")
-        text = run_cell_in_browser(handle, url, "lab-modules", "from=", tmp_path / "lab.png")
-    finally:
-        lab.terminate()
-        lab.wait(timeout=30)
-    assert f"from={module_tree.stack_prefix}" in text
-    assert "scipy-stack/2023b" in text

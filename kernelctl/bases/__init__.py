@@ -70,11 +70,13 @@ class Base:
     binding_extra: dict = field(default_factory=dict, compare=False)  # kind's own fields
     no_index: bool = False  # its recipe says: install offline (the site's wheelhouse)
 
-    @property
-    def display_name(self) -> str:
+    def display_name(self, kernel_name: str) -> str:
+        """What JupyterLab's launcher shows: the base, and the kernel's name unless it is
+        the base's default one, so two kernels on one base never look the same."""
         shown = self.base_env or (self.python if self.kind == "python" and self.name != "system"
                                    else self.label)
-        return f"Python {self.interpreter.major_minor} ({shown})"
+        mine = "" if kernel_name == self.default_kernel_name else f" · {kernel_name}"
+        return f"Python {self.interpreter.major_minor} ({shown}){mine}"
 
     @property
     def default_kernel_name(self) -> str:
