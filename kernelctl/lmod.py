@@ -36,20 +36,27 @@ LOAD_TIMEOUT = 120.0
 @dataclass(frozen=True)
 class Loaded:
     """What loading modules did: the new values of the variables it changed (None for
-    one it unset), and each requested module with the version Lmod resolved."""
+    one it unset), each requested module with the version Lmod resolved, and the PATH
+    and PYTHONPATH entries the modules themselves put there."""
 
     changes: Dict[str, Optional[str]]
     pinned: tuple  # "python/3.11.5", in the order requested
     modulefiles: tuple  # the pinned modules' files
+    added_path: tuple = ()
+    added_pythonpath: tuple = ()
 
     def apply(self, env: Mapping[str, str]) -> dict:
-        applied = dict(env)
-        for key, value in self.changes.items():
-            if value is None:
-                applied.pop(key, None)
-            else:
-                applied[key] = value
-        return applied
+        return _applied(env, self.changes)
+
+
+def _applied(env: Mapping[str, str], changes: Mapping[str, Optional[str]]) -> dict:
+    applied = dict(env)
+    for key, value in changes.items():
+        if value is None:
+            applied.pop(key, None)
+        else:
+            applied[key] = value
+    return applied
 
 
 def find_lmod(env: Mapping[str, str]) -> Path:
@@ -80,15 +87,23 @@ def check_module_names(names: Sequence[str]) -> None:
 
 
 def load(lmod: Path, names: Sequence[str], env: Mapping[str, str]) -> Loaded:
-    """Load `names` on top of `env`, the way `module load` would in that shell."""
+    """Load `names` the way the kernel will when it starts: from a clean slate (what the
+    terminal had loaded is purged first; a module already loaded would otherwise add
+    nothing, and hide what it provides)."""
+    clean = dict(env)
+    if env.get("LOADEDMODULES"):
+        out = run([lmod, "python", "--force", "purge"], env=env, cwd=Path("/"),
+                  timeout=LOAD_TIMEOUT, what="module --force purge")
+        clean = _applied(env, parse_python_output(out)[0])
     try:
-        out = run([lmod, "python", "load", *names], env=env, cwd=Path("/"),
+        out = run([lmod, "python", "load", *names], env=clean, cwd=Path("/"),
                   timeout=LOAD_TIMEOUT, what=f"module load {' '.join(names)}")
     except CommandFailed as exc:
-        raise _load_error(lmod, names, env, exc) from exc
+        raise _load_error(lmod, names, clean, exc) from exc
     changes, status = parse_python_output(out)
     if status is False:
-        raise _load_error(lmod, names, env, None)
+        raise _load_error(lmod, names, clean, None)
+    final = _applied(clean, changes)
     loaded = path_list(changes.get("LOADEDMODULES") or "")
     files = path_list(changes.get("_LMFILES_") or "")
     pinned, modulefiles = [], []
@@ -101,7 +116,15 @@ def load(lmod: Path, names: Sequence[str], env: Mapping[str, str]) -> Loaded:
         pinned.append(loaded[index])
         if index < len(files):
             modulefiles.append(files[index])
-    return Loaded(changes=changes, pinned=tuple(pinned), modulefiles=tuple(modulefiles))
+    return Loaded(
+        changes={key: final.get(key) for key in {*env, *final} if env.get(key) != final.get(key)},
+        pinned=tuple(pinned), modulefiles=tuple(modulefiles),
+        added_path=_added(clean, final, "PATH"), added_pythonpath=_added(clean, final, "PYTHONPATH"))
+
+
+def _added(before: Mapping[str, str], after: Mapping[str, str], variable: str) -> tuple:
+    had = set(path_list(before.get(variable)))
+    return tuple(entry for entry in path_list(after.get(variable)) if entry not in had)
 
 
 def find_loaded(name: str, loaded: Sequence[str]) -> Optional[int]:

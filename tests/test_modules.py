@@ -125,3 +125,19 @@ def test_retired_module_is_broken_and_explains_itself(module_tree, tmp_path, whe
     assert doctor.returncode == 1 and "modulefile" in doctor.stdout
     reply, printed = execute_in_kernel("retired", "print(1)", server_env())
     assert reply["status"] == "error" and "cannot be loaded" in printed
+
+
+def test_modules_already_loaded_in_the_terminal(module_tree, wheelhouse):
+    """A user who ran `module load ...` first: the same modules named again still give
+    the base (kernelctl loads them from a clean slate, as the kernel will)."""
+    from kernelctl import lmod
+
+    env = module_tree.session_env(dict(os.environ))
+    terminal = lmod.load(lmod.find_lmod(env), ["StdEnv/2023", "python", "cdo"], env).apply(env)
+    assert terminal["LOADEDMODULES"].startswith("StdEnv/2023:python/3.11.5")
+    created("--base", ALLIANCE, "--name", "again", "--no-index", "--find-links", wheelhouse,
+            env=terminal)
+    kernel = listed(env=terminal)["again"]
+    assert kernel["base"]["modules"] == "StdEnv/2023,python/3.11.5,scipy-stack/2023b"
+    seen = json.loads(run_in_kernel("again", CODE, server_env()))
+    assert "cdo" not in seen["loaded"]  # only what the kernel names, not the terminal's

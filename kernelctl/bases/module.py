@@ -73,10 +73,9 @@ def modules_base(names: Sequence[str], env: Mapping[str, str], recipe=None) -> B
     command = lmod.find_lmod(env)
     loaded = lmod.load(command, names, env)
     active = loaded.apply(env)
-    python = _modules_python(names, loaded.pinned, env, active)
+    python = _modules_python(names, loaded, env, active)
     interpreter, build_on, base_env, layers = interpreter_layers(python, active)
-    added = [entry for entry in path_list(active.get("PYTHONPATH"))
-             if entry not in path_list(env.get("PYTHONPATH"))]
+    added = loaded.added_pythonpath
     label = PREFIX + ",".join(loaded.pinned)
     return Base(
         kind="module", name="module", label=label, python=build_on, interpreter=interpreter,
@@ -93,14 +92,13 @@ def modules_base(names: Sequence[str], env: Mapping[str, str], recipe=None) -> B
     )
 
 
-def _modules_python(names: Sequence[str], pinned: Sequence[str], env: Mapping[str, str],
+def _modules_python(names: Sequence[str], loaded, env: Mapping[str, str],
                     active: Mapping[str, str]) -> Path:
     """The python3 the modules put on PATH; one from outside them would be missing
     when the kernel starts with only these modules loaded."""
     python = shutil.which("python3", path=active.get("PATH"))
-    added = [entry for entry in path_list(active.get("PATH"))
-             if entry not in path_list(env.get("PATH"))]
-    if python and any(is_within(python, entry) for entry in added):
+    pinned = loaded.pinned
+    if python and any(is_within(python, entry) for entry in loaded.added_path):
         return Path(python)
     already = [m for m in path_list(env.get("LOADEDMODULES")) if "python" in m.lower()]
     hint = (f"Name the module that provides it too, e.g. --base module:{already[0]},"
