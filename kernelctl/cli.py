@@ -53,11 +53,13 @@ def main_options(
 
 @app.command()
 def create(
-    base: str = typer.Option(
-        "system", "--base", "-b", help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
+    base: Optional[str] = typer.Option(
+        None, "--base", "-b", help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
         "module:NAME[/VER][,NAME...] (Lmod), conda:PREFIX, container (this session's "
         "image), python:PATH, or system (python3 on PATH). A python inside a venv is "
-        "layered on: the venv's packages stay visible."),
+        "layered on: the venv's packages stay visible. Default: what fits this session "
+        "(a mounted uenv, the container, loaded modules, the active conda env or venv, "
+        "else system), said in one line."),
     name: Optional[str] = typer.Option(None, "--name", "-n",
                                        help="Kernel name (default: from the base label)."),
     display_name: Optional[str] = typer.Option(None, "--display-name",
@@ -84,7 +86,7 @@ def create(
         packages=tuple(package), requirement_files=tuple(requirement), no_index=no_index,
         find_links=tuple(find_links), force=force)
     kernel = _run(renderer, lambda: create_kernel(request, os.environ, kernelctl_home(),
-                                                  renderer.progress))
+                                                  renderer.progress, renderer.notice))
     renderer.created(kernel)
 
 

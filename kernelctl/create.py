@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Tuple
 
 from kernelctl import __version__
-from kernelctl.bases import Base, resolve_base
+from kernelctl.bases import Base, default_base, resolve_base
 from kernelctl.environment import (
     check_pip_inputs,
     create_venv,
@@ -51,7 +51,7 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class CreateRequest:
-    base: str
+    base: Optional[str] = None  # None: the base that fits the session (bases.default_base)
     name: Optional[str] = None
     display_name: Optional[str] = None
     venv: Optional[Path] = None
@@ -64,13 +64,21 @@ class CreateRequest:
 
 
 def create(request: CreateRequest, env: Mapping[str, str], home: Path,
-           progress: Progress) -> KernelInfo:
+           progress: Progress, notice: Progress = lambda line: None) -> KernelInfo:
+    """`notice`: what the user must read even when not watching progress (which base
+    was chosen for them, an offline install the recipe asked for)."""
     check_pip_inputs(request.requirement_files, request.find_links)
     if request.name is not None:
         check_kernel_name(request.name)
     venv_root = _checked_venv_path(request.venv) if request.venv else None
-    progress(f"Inspecting the base {request.base}")
-    base = resolve_base(request.base, env)
+    if request.base is None:
+        progress("Looking for the base that fits this session")
+        base, why = default_base(env)
+        notice(f"no --base given: building on {base.label}, because {why}")
+        request = replace(request, base=base.spec)
+    else:
+        progress(f"Inspecting the base {request.base}")
+        base = resolve_base(request.base, env)
     progress(f"Building on {base.describe()}")
     name = check_kernel_name(request.name if request.name is not None
                              else base.default_kernel_name)
@@ -82,7 +90,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
             locks(home, [name], [venv_root]), Transaction(home) as tx:
         make_room_for_kernel(kernel_dir, request.force, tx)
         _make_room_for_venv(venv_root, kernel_dir, request.force, env, tx)
-        venv = _build_venv(venv_root, base, request, name, env, progress, tx)
+        venv = _build_venv(venv_root, base, request, name, env, progress, notice, tx)
         progress(f"Writing the kernel {name}")
         binding = replace(base.binding(), venv=str(venv.root),
                           kernelctl_version=__version__, created=_now())
@@ -155,7 +163,8 @@ def _check_not_in_use(venv_root: Path, kernel_dir: Path, env: Mapping[str, str])
 
 
 def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
-                env: Mapping[str, str], progress: Progress, tx: Transaction) -> "_BuiltVenv":
+                env: Mapping[str, str], progress: Progress, notice: Progress,
+                tx: Transaction) -> "_BuiltVenv":
     make_dirs(root.parent, tx)
     tx.undo_with(lambda: remove_path(root))
     root.mkdir()
@@ -169,7 +178,7 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
     if packages or missing or request.requirement_files:
         progress(f"Installing {redact(', '.join(packages + missing)) or 'requirements'} (pip)")
     if base.no_index and not request.no_index:
-        progress(f"Installing offline (--no-index), as the recipe {base.recipe} says: pip "
+        notice(f"installing offline (--no-index), as the recipe {base.recipe} says: pip "
                  "finds packages in the site's wheelhouse (its pip configuration)")
     install_packages(venv, packages, request.requirement_files,
                      pip_options(request.no_index or base.no_index, request.find_links),

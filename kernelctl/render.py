@@ -29,6 +29,11 @@ class Renderer:
             self.err.write(f"[{time.monotonic() - self._started:5.1f}s] {step}...\n")
             self.err.flush()
 
+    def notice(self, line: str) -> None:
+        """One line the user must see (not progress): on stderr, JSON or not."""
+        self.err.write(f"kernelctl: {line}\n")
+        self.err.flush()
+
     def created(self, kernel: KernelInfo) -> None:
         if self.as_json:
             self._json(kernel.to_json())

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BASE_PYTHON, PY_MM
 from tests.helpers import (
     PROBE_CODE,
@@ -270,3 +272,32 @@ def test_kernels_on_one_base_have_distinct_display_names(prgenv_image):
     second = created("--base", "prgenv-gnu", "--name", "analysis", env=session)
     assert first["display_name"] == f"Python {PY_MM} (prgenv-gnu/24.11:v1)"
     assert second["display_name"] == f"Python {PY_MM} (prgenv-gnu/24.11:v1) · analysis"
+
+
+@pytest.mark.parametrize("session_kind", ["uenv", "conda", "venv", "plain"])
+def test_default_base_fits_the_session(session_kind, prgenv_image, tmp_path, wheelhouse,
+                                       test_wheels):
+    """No --base: kernelctl picks what the session has, and says which and why."""
+    env = dict(os.environ)
+    if session_kind == "uenv":
+        env = session_of(prgenv_image)
+        kind, why = "uenv", "the uenv prgenv-gnu is mounted with the view default"
+    elif session_kind == "conda":
+        from tests.modulefiles import python_installation
+
+        prefix = tmp_path / "conda-env"
+        python_installation(prefix)
+        (prefix / "conda-meta").mkdir()
+        env.update(CONDA_PREFIX=str(prefix), PATH=f"{prefix / 'bin'}:{env['PATH']}")
+        kind, why = "conda", f"the conda env {prefix} is active"
+    elif session_kind == "venv":
+        venv = tmp_path / "active"
+        make_venv(venv, BASE_PYTHON)
+        env.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}:{env['PATH']}")
+        kind, why = "python", f"the venv {venv} is active; its packages are layered on"
+    else:
+        kind, why = "python", "python3 on PATH (no uenv, container, modules or active"
+    done = kernelctl("create", "--json", "--name", "fits", *offline(wheelhouse), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "no --base given: building on" in done.stderr and why in done.stderr
+    assert json.loads(done.stdout)["base"]["kind"] == kind

@@ -141,3 +141,22 @@ def test_modules_already_loaded_in_the_terminal(module_tree, wheelhouse):
     assert kernel["base"]["modules"] == "StdEnv/2023,python/3.11.5,scipy-stack/2023b"
     seen = json.loads(run_in_kernel("again", CODE, server_env()))
     assert "cdo" not in seen["loaded"]  # only what the kernel names, not the terminal's
+
+
+def test_default_base_is_the_loaded_modules(module_tree, wheelhouse):
+    from kernelctl import lmod
+
+    env = module_tree.session_env(dict(os.environ))
+    terminal = lmod.load(lmod.find_lmod(env), ["python3"], env).apply(env)
+    done = kernelctl("create", "--json", "--name", "dkrz-default", "--no-index", "--find-links",
+                     wheelhouse, env=terminal)
+    assert done.returncode == 0, done.stderr
+    assert "these modules are loaded and provide python3: python3/2023.01" in done.stderr
+    assert json.loads(done.stdout)["base"]["modules"] == "python3/2023.01"
+    # Loaded modules without a Python are passed over, and that is said.
+    terminal = lmod.load(lmod.find_lmod(env), ["cdo"], env).apply(env)
+    done = kernelctl("create", "--json", "--name", "no-python-modules", "--no-index",
+                     "--find-links", wheelhouse, env=terminal)
+    assert done.returncode == 0, done.stderr
+    assert "the loaded modules were passed over" in done.stderr
+    assert json.loads(done.stdout)["base"]["kind"] == "python"

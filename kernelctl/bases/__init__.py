@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Tuple
 
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
@@ -98,6 +98,11 @@ class Base:
         active = {**env, **self.session_env}
         return {key: value for key, value in active.items() if value is not None}
 
+    @property
+    def spec(self) -> str:
+        """A --base that names this base again."""
+        return {"uenv": f"uenv:{self.label}", "container": "container"}.get(self.kind, self.label)
+
     def describe(self) -> str:
         return self.binding().describe()
 
@@ -123,6 +128,42 @@ def resolve_base(spec: str, env: Mapping[str, str]) -> Base:
                              f"--base takes {BASE_FORMS}. Recipes here: {known}.")
     base = kind_module(recipe.kind).from_recipe(recipe, env)
     return replace(base, recipe=recipe.name, no_index=recipe.no_index)
+
+
+def default_base(env: Mapping[str, str]) -> Tuple[Base, str]:
+    """The base that fits this session, and why, in this order: a mounted uenv with a
+    Python view, an identified container image, loaded Lmod modules that provide
+    python3, an active conda env, an active venv (layered), else python3 on PATH."""
+    from kernelctl import uenv as uenv_facts
+    from kernelctl.containers import session_container
+    from kernelctl.paths import path_list
+
+    for mounted in uenv_facts.session_uenvs(env):
+        for view in mounted.active_views:
+            root = mounted.view_root(view)
+            if root is not None and os.access(root / "bin" / "python3", os.X_OK):
+                return (resolve_base(f"uenv:{mounted.name}", env),
+                        f"the uenv {mounted.name} is mounted with the view {view}, which has python3")
+    container = session_container(env)
+    if container is not None and container.image:
+        return resolve_base("container", env), f"this session runs in the container {container.label}"
+    passed_over = ""
+    loaded = path_list(env.get("LOADEDMODULES"))
+    if loaded:
+        try:
+            return (resolve_base("module:" + ",".join(loaded), env),
+                    f"these modules are loaded and provide python3: {', '.join(loaded)}")
+        except KernelctlError as exc:
+            passed_over = f" (the loaded modules were passed over: {exc.message})"
+    conda = env.get("CONDA_PREFIX")
+    if conda and os.path.isdir(os.path.join(conda, "conda-meta")):
+        return resolve_base(f"conda:{conda}", env), f"the conda env {conda} is active{passed_over}"
+    venv = env.get("VIRTUAL_ENV")
+    if venv and os.access(os.path.join(venv, "bin", "python"), os.X_OK):
+        return (resolve_base(f"python:{os.path.join(venv, 'bin', 'python')}", env),
+                f"the venv {venv} is active; its packages are layered on{passed_over}")
+    return resolve_base("system", env), f"python3 on PATH (no uenv, container, modules or " \
+        f"active environment in this session){passed_over}"
 
 
 def mismatch(binding: Binding, session) -> Optional[str]:
