@@ -5,6 +5,7 @@ the way many images keep them (/opt/<name>/.venv)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -90,3 +91,11 @@ def test_no_container_is_a_clear_error(monkeypatch):
         container.resolve("container", dict(os.environ))
     assert "does not run in a container" in raised.value.message
     assert "--base system" in raised.value.hint
+
+
+def test_default_base_in_a_container_session(image_venv, wheelhouse):
+    done = kernelctl("create", "--json", "--name", "fits", "--no-index", "--find-links",
+                     wheelhouse, env=in_container(image_venv))
+    assert done.returncode == 0, done.stderr
+    assert f"this session runs in the container {IMAGE}:24.05" in done.stderr
+    assert json.loads(done.stdout)["base"]["kind"] == "container"

@@ -107,6 +107,15 @@ def recipe(**changes) -> dict:
     (recipe(packages={"default": ["six", 5]}), "list of non-empty strings"),
     (recipe(packages={"default": [""]}), "list of non-empty strings"),
     (recipe(description=True), "'description' must be a string"),
+    (recipe(base={"kind": "module", "modules": ["StdEnv/2023", "python"]}), None),
+    (recipe(base={"kind": "module"}), "'base.modules' is missing"),
+    (recipe(base={"kind": "module", "modules": "python"}), "'base.modules' must be a list"),
+    (recipe(base={"kind": "module", "modules": []}), "at least one module"),
+    (recipe(base={"kind": "module", "modules": ["python", 3]}), "list of non-empty strings"),
+    (recipe(base={"kind": "container", "image": "nvcr.io/nvidia/pytorch"}), None),
+    (recipe(base={"kind": "container"}), "'base.image' is missing"),
+    (recipe(pip={"no_index": "yes"}), "'pip.no_index' must be true or false"),
+    (recipe(pip=True), "'pip' must be a table"),
 ])
 def test_recipe_from_dict(data, problem):
     if problem is None:

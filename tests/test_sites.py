@@ -108,3 +108,36 @@ def test_recipe_not_usable_here_says_why(module_tree):
     assert not by_name["ngc-pytorch"]["usable"]
     shown = kernelctl("recipes", "show", "prgenv-gnu")
     assert shown.returncode == 0 and "usable here: no: no uenv is mounted" in shown.stdout
+
+
+def test_recipe_override_order_and_invalid_files(tmp_path, isolated):
+    """KERNELCTL_RECIPE_PATH beats the user's ~/.config/kernelctl/recipes, which beats
+    the shipped recipes; an invalid file is named and breaks nothing else."""
+    site_dir, user_dir = tmp_path / "site-recipes", isolated / ".config" / "kernelctl" / "recipes"
+    for directory, description in ((site_dir, "the site's"), (user_dir, "the user's")):
+        directory.mkdir(parents=True)
+        (directory / "scipy-stack.toml").write_text(
+            f'name = "scipy-stack"\ndescription = "{description}"\nsite = "X"\n'
+            '[base]\nkind = "module"\nmodules = ["python"]\n')
+    (user_dir / "mine.toml").write_text('name = "mine"\n[base]\nkind = "module"\nmodules = "python"\n')
+    env = {**os.environ, "KERNELCTL_RECIPE_PATH": str(site_dir)}
+
+    def recipes(env) -> dict:
+        done = kernelctl("recipes", "list", "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        return {r["name"]: r for r in json.loads(done.stdout)["recipes"]}
+
+    assert recipes(env)["scipy-stack"]["description"] == "the site's"
+    assert recipes(dict(os.environ))["scipy-stack"]["description"] == "the user's"
+    mine = recipes(env)["mine"]
+    assert not mine["valid"] and str(user_dir / "mine.toml") in mine["error"]
+    assert "'base.modules' must be a list" in mine["error"]
+    assert "prgenv-gnu" in recipes(env)  # the others are still there
+    shown = kernelctl("recipes", "show", "mine", env=env)
+    assert shown.returncode == 1 and "is invalid" in shown.stdout
+    assert kernelctl("list", env=env).returncode == 0
+    done = kernelctl("create", "--base", "mine", env=env)
+    assert done.returncode == 1 and "'base.modules' must be a list" in done.stderr
+    assert "Traceback" not in done.stderr
+    missing = kernelctl("recipes", "show", "nope", env=env)
+    assert missing.returncode == 1 and "no recipe named 'nope'" in missing.stderr
