@@ -79,9 +79,9 @@ def adopt(request: AdoptRequest, env: Mapping[str, str], home: Path,
                           created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         display = request.display_name or (existing.display_name if existing else
                                            f"Python {interpreter.major_minor} ({root.name})")
-        frozen = env if base.loads_at_launch else base.activated(env)
         spec = build_spec(kernel_dir / LAUNCHER, display,
-                          kernel_env(venv, base, frozen, own_bin()), binding, base.launcher_shell)
+                          kernel_env(venv, base, base.frozen(env), own_bin()), binding,
+                          base.launcher_shell)
         launcher = launcher_script(
             python, interpreter.version, root, base.digest or "",
             f"kernelctl: the environment {root} no longer exists. Remove this kernel "

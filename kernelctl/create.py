@@ -94,10 +94,8 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
         progress(f"Writing the kernel {name}")
         binding = replace(base.binding(), venv=str(venv.root),
                           kernelctl_version=__version__, created=_now())
-        # A base that loads at launch (modules) must not be frozen into kernel.json.
-        frozen = env if base.loads_at_launch else base.activated(env)
         spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name(name),
-                          kernel_env(venv, base, frozen, own_bin()), binding,
+                          kernel_env(venv, base, base.frozen(env), own_bin()), binding,
                           base.launcher_shell)
         gone, unavailable = _explanations(request, base, name, venv)
         launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
@@ -179,7 +177,7 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
         progress(f"Installing {redact(', '.join(packages + missing)) or 'requirements'} (pip)")
     if base.no_index and not request.no_index:
         notice(f"installing offline (--no-index), as the recipe {base.recipe} says: pip "
-                 "finds packages in the site's wheelhouse (its pip configuration)")
+               "finds packages in the site's wheelhouse (its pip configuration)")
     install_packages(venv, packages, request.requirement_files,
                      pip_options(request.no_index or base.no_index, request.find_links),
                      run_env, also=missing)

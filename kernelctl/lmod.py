@@ -11,7 +11,7 @@ import difflib
 import glob
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
@@ -44,6 +44,7 @@ class Loaded:
     modulefiles: tuple  # the pinned modules' files
     added_path: tuple = ()
     added_pythonpath: tuple = ()
+    purged: Dict[str, Optional[str]] = field(default_factory=dict)  # the terminal's, unloaded
 
     def apply(self, env: Mapping[str, str]) -> dict:
         return _applied(env, self.changes)
@@ -90,11 +91,12 @@ def load(lmod: Path, names: Sequence[str], env: Mapping[str, str]) -> Loaded:
     """Load `names` the way the kernel will when it starts: from a clean slate (what the
     terminal had loaded is purged first; a module already loaded would otherwise add
     nothing, and hide what it provides)."""
-    clean = dict(env)
+    clean, purged = dict(env), {}
     if env.get("LOADEDMODULES"):
         out = run([lmod, "python", "--force", "purge"], env=env, cwd=Path("/"),
                   timeout=LOAD_TIMEOUT, what="module --force purge")
-        clean = _applied(env, parse_python_output(out)[0])
+        purged = parse_python_output(out)[0]
+        clean = _applied(env, purged)
     try:
         out = run([lmod, "python", "load", *names], env=clean, cwd=Path("/"),
                   timeout=LOAD_TIMEOUT, what=f"module load {' '.join(names)}")
@@ -119,7 +121,8 @@ def load(lmod: Path, names: Sequence[str], env: Mapping[str, str]) -> Loaded:
     return Loaded(
         changes={key: final.get(key) for key in {*env, *final} if env.get(key) != final.get(key)},
         pinned=tuple(pinned), modulefiles=tuple(modulefiles),
-        added_path=_added(clean, final, "PATH"), added_pythonpath=_added(clean, final, "PYTHONPATH"))
+        added_path=_added(clean, final, "PATH"), added_pythonpath=_added(clean, final, "PYTHONPATH"),
+        purged=purged)
 
 
 def _added(before: Mapping[str, str], after: Mapping[str, str], variable: str) -> tuple:

@@ -133,14 +133,18 @@ def test_modules_already_loaded_in_the_terminal(module_tree, wheelhouse):
     from kernelctl import lmod
 
     env = module_tree.session_env(dict(os.environ))
-    terminal = lmod.load(lmod.find_lmod(env), ["StdEnv/2023", "python", "cdo"], env).apply(env)
+    terminal = lmod.load(lmod.find_lmod(env), ["StdEnv/2023", "python", "python3"], env).apply(env)
     assert terminal["LOADEDMODULES"].startswith("StdEnv/2023:python/3.11.5")
+    assert str(module_tree.dkrz_packages) in terminal["PYTHONPATH"]
     created("--base", ALLIANCE, "--name", "again", "--no-index", "--find-links", wheelhouse,
             env=terminal)
     kernel = listed(env=terminal)["again"]
     assert kernel["base"]["modules"] == "StdEnv/2023,python/3.11.5,scipy-stack/2023b"
     seen = json.loads(run_in_kernel("again", CODE, server_env()))
-    assert "cdo" not in seen["loaded"]  # only what the kernel names, not the terminal's
+    assert "python3" not in seen["loaded"]  # only what the kernel names, not the terminal's
+    assert seen["extra"].startswith(str(module_tree.stack_prefix))
+    frozen = kernel_json(kernel)["env"]  # nothing of the terminal's other modules
+    assert str(module_tree.dkrz_packages.parent) not in frozen["PYTHONPATH"] + frozen["PATH"]
 
 
 def test_default_base_is_the_loaded_modules(module_tree, wheelhouse):

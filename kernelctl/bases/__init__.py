@@ -61,6 +61,9 @@ class Base:
     # True: the launcher sets that up itself each start (`launch_steps`); else kernel.json
     # carries `kernel_vars` and `path_front` frozen.
     loads_at_launch: bool = False
+    # What undoes the terminal's own set-up before the launcher does its part (the
+    # modules loaded in the terminal, unloaded): kernel.json must not freeze them.
+    unloaded: dict = field(default_factory=dict, compare=False)
     kernel_vars: dict = field(default_factory=dict, compare=False)
     path_front: tuple = ()
     # Shell lines the launcher runs before starting Python; they may set base_here=no.
@@ -92,6 +95,14 @@ class Base:
             mount=self.mount, recipe=self.recipe, python=self.python,
             python_version=self.interpreter.version, base_env=self.base_env,
             layers=os.pathsep.join(self.layers) or None, **self.binding_extra)
+
+    def frozen(self, env: Mapping[str, str]) -> dict:
+        """What kernel.json's environment is made from: the launcher loads the base
+        itself (modules) or the activated environment is kept (conda)."""
+        if not self.loads_at_launch:
+            return self.activated(env)
+        clean = {**env, **self.unloaded}
+        return {key: value for key, value in clean.items() if value is not None}
 
     def activated(self, env: Mapping[str, str]) -> dict:
         """`env` with the base set up in it, as in a terminal after `module load`."""

@@ -83,7 +83,7 @@ def modules_base(names: Sequence[str], env: Mapping[str, str], recipe=None) -> B
         pythonpath=tuple(added), shadow_roots=tuple(added),
         packages=recipe.packages if recipe else (),
         session_env={k: v for k, v in loaded.changes.items()},
-        loads_at_launch=True,
+        loads_at_launch=True, unloaded=dict(loaded.purged),
         kernel_name=recipe.name if recipe else "-".join(loaded.pinned),
         launch_steps=launch_steps(command, env.get("MODULEPATH", ""), loaded.pinned),
         binding_extra={"modules": ",".join(loaded.pinned), "lmod": str(command),
