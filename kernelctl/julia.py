@@ -134,7 +134,7 @@ def find_julia(julia: Optional[Path], env: Mapping[str, str]) -> JuliaInstall:
     """--julia, then PATH, then a mounted julia uenv's view, then juliaup."""
     launcher = (_given(julia) if julia else _on_path(env)) or None
     images = uenv.session_uenvs(env)
-    image, view = _image_of(launcher, images) if launcher else _view_with_julia(images)
+    image, view = _image_of(launcher, images) if launcher else _view_with_julia(images, env)
     if launcher is None and image is not None:
         launcher = image.view_root(view) / "bin" / "julia"
     launcher = launcher or _juliaup(env)
@@ -171,9 +171,15 @@ def _image_of(launcher: Path, images: list):
     return None, None
 
 
-def _view_with_julia(images: list):
+def _view_with_julia(images: list, env: Mapping[str, str]):
+    """The view with julia: the one the uenv's recipe names (recipes/julia.toml:
+    `jupyter`) first."""
+    from kernelctl.recipes import recipe_for_uenv
+
     for image in images:
-        views = sorted(image.views(), key=lambda v: v != "jupyter")
+        recipe = recipe_for_uenv(image.name, env)
+        preferred = recipe.view if recipe else "jupyter"
+        views = sorted(image.views(), key=lambda v: v != preferred)
         for view in views:
             root = image.view_root(view)
             if root and os.access(root / "bin" / "julia", os.X_OK):
