@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from kernelctl.errors import CommandFailed, KernelctlError
 from kernelctl.paths import path_list
@@ -106,8 +106,17 @@ def load(lmod: Path, names: Sequence[str], env: Mapping[str, str]) -> Loaded:
     if status is False:
         raise _load_error(lmod, names, clean, None)
     final = _applied(clean, changes)
-    loaded = path_list(changes.get("LOADEDMODULES") or "")
-    files = path_list(changes.get("_LMFILES_") or "")
+    pinned, modulefiles = _pin(names, path_list(final.get("LOADEDMODULES")),
+                               path_list(final.get("_LMFILES_")))
+    return Loaded(
+        changes={key: final.get(key) for key in {*env, *final} if env.get(key) != final.get(key)},
+        pinned=pinned, modulefiles=modulefiles, added_path=_added(clean, final, "PATH"),
+        added_pythonpath=_added(clean, final, "PYTHONPATH"), purged=purged)
+
+
+def _pin(names: Sequence[str], loaded: list, files: list) -> Tuple[tuple, tuple]:
+    """Each requested name as the module Lmod loaded for it, and that module's file
+    (LOADEDMODULES and _LMFILES_ run in parallel)."""
     pinned, modulefiles = [], []
     for name in names:
         index = find_loaded(name, loaded)
@@ -118,11 +127,7 @@ def load(lmod: Path, names: Sequence[str], env: Mapping[str, str]) -> Loaded:
         pinned.append(loaded[index])
         if index < len(files):
             modulefiles.append(files[index])
-    return Loaded(
-        changes={key: final.get(key) for key in {*env, *final} if env.get(key) != final.get(key)},
-        pinned=tuple(pinned), modulefiles=tuple(modulefiles),
-        added_path=_added(clean, final, "PATH"), added_pythonpath=_added(clean, final, "PYTHONPATH"),
-        purged=purged)
+    return tuple(pinned), tuple(modulefiles)
 
 
 def _added(before: Mapping[str, str], after: Mapping[str, str], variable: str) -> tuple:
