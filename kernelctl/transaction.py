@@ -203,17 +203,38 @@ def _path_key(path: Path) -> str:
 
 @contextmanager
 def _lock(lock_file: Path, what: str) -> Iterator[None]:
+    """The lock file exists only while held: it is deleted before it is released, so
+    the locks directory never fills up. Whoever locks a file that was deleted meanwhile
+    (it opened it just before) sees that and takes the new one."""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            os.close(fd)
             raise Busy(f"another kernelctl is working on {what} right now",
                        "Wait for it to finish, then run the command again.") from exc
+        if _still_named(fd, lock_file):
+            break
+        os.close(fd)
+    try:
         yield
     finally:
+        try:
+            os.unlink(lock_file)
+        except OSError:
+            pass
         os.close(fd)
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def move_aside(path: Path, tx: Transaction, beside: Optional[Path] = None) -> Path:

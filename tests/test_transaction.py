@@ -52,3 +52,39 @@ def test_a_damaged_journal_deletes_nothing_of_the_users(tmp_path):
     assert sweep_leftovers(home) == [str(mine)]
     assert theirs.exists() and not mine.exists()
     assert sorted(p.name for p in (home / LEFTOVERS).iterdir()) == []
+
+
+LOCK = """
+import sys
+from pathlib import Path
+from kernelctl.transaction import locks
+with locks(Path(sys.argv[1]), ["k"]):
+    print("locked", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_locks_exclude_each_other_and_leave_no_files(tmp_path):
+    from kernelctl.errors import Busy
+    from kernelctl.transaction import locks
+
+    home = tmp_path / "home"
+    holder = subprocess.Popen([sys.executable, "-c", LOCK, str(home)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        try:
+            with locks(home, ["k"]):
+                raise AssertionError("two holders of one lock")
+        except Busy:
+            pass
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+    assert list((home / "locks").iterdir()) == []  # no litter
+    for _ in range(3):  # and it can be taken again, each time
+        with locks(home, ["k"], [tmp_path / "venv"]):
+            assert len(list((home / "locks").iterdir())) == 2
+    assert list((home / "locks").iterdir()) == []
