@@ -123,11 +123,12 @@ def remove(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     broken: bool = typer.Option(False, "--broken", help="Remove all broken kernelctl kernels."),
+    as_json: bool = typer.Option(False, "--json", help="Print {removed, would_remove} as JSON."),
 ) -> None:
     """Remove kernels, and the environments kernelctl made for them."""
     from kernelctl.remove import apply_removals, plan_removals
 
-    renderer = Renderer()
+    renderer = Renderer(as_json)
     removals = _run(renderer, lambda: plan_removals(names or [], broken, keep_venv, os.environ))
     renderer.removal_plan(removals, dry_run)
     if dry_run or not removals:
@@ -143,7 +144,10 @@ def remove(
 def install(
     name: str = typer.Argument(..., help="A kernel made by kernelctl."),
     packages: List[str] = typer.Argument(None, help="Packages (pip requirement strings)."),
-    requirement: List[Path] = typer.Option([], "--requirement", "-r", help="Requirements file."),
+    package: List[str] = typer.Option([], "--package", "-p",
+                                      help="Package to install (repeatable), as for create."),
+    requirement: List[Path] = typer.Option([], "--requirement", "-r",
+                                           help="Requirements file (repeatable)."),
     no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
     find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
     as_json: bool = typer.Option(False, "--json", help="Print the kernel as JSON."),
@@ -152,10 +156,11 @@ def install(
     from kernelctl.install import install as install_into
 
     renderer = Renderer(as_json)
+    wanted = [*(packages or []), *package]
     kernel = _run(renderer, lambda: install_into(
-        name, packages or [], requirement, no_index, find_links, os.environ, kernelctl_home(),
+        name, wanted, requirement, no_index, find_links, os.environ, kernelctl_home(),
         renderer.progress))
-    renderer.installed(kernel, [*(packages or []), *(f"-r {r}" for r in requirement)])
+    renderer.installed(kernel, [*wanted, *(f"-r {r}" for r in requirement)])
 
 
 @app.command()
@@ -223,6 +228,8 @@ def doctor(
     names: List[str] = typer.Argument(None, help="Kernels to check (default: all)."),
     deep: bool = typer.Option(False, "--deep", help="Also start each kernel and probe it."),
     fix: bool = typer.Option(False, "--fix", help="Apply the safe repairs found."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Only show the repairs --fix would apply."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before fixing."),
     timeout: float = typer.Option(60.0, "--timeout", min=1.0,
                                   help="Seconds for a kernel to start (--deep)."),
@@ -234,11 +241,17 @@ def doctor(
     renderer = Renderer(as_json)
 
     def approve(fixes: list) -> bool:
-        renderer.fix_plan(fixes)
-        return bool(fixes) and (yes or renderer.confirm("Apply these repairs?"))
+        renderer.fix_plan(fixes, dry_run)
+        if not fixes or dry_run:
+            return False
+        if yes or renderer.confirm("Apply these repairs?"):
+            return True
+        renderer.declined("nothing was repaired")
+        return False
 
     results = _run(renderer, lambda: examine(names or [], os.environ, deep, timeout,
-                                             approve if fix else None, kernelctl_home()))
+                                             approve if fix or dry_run else None,
+                                             kernelctl_home()))
     renderer.doctor_report(results)
     if failed(results):
         raise typer.Exit(1)
@@ -306,4 +319,12 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    app()
+    app(args=global_options_first(sys.argv[1:]), prog_name="kernelctl")
+
+
+def global_options_first(args: List[str]) -> List[str]:
+    """`kernelctl list --debug` means `kernelctl --debug list`: the global option is
+    accepted in any position (not after `--`, which ends kernelctl's own options)."""
+    end = args.index("--") if "--" in args else len(args)
+    debug = [arg for arg in args[:end] if arg == "--debug"]
+    return debug + [arg for arg in args[:end] if arg != "--debug"] + args[end:]

@@ -132,6 +132,10 @@ class Renderer:
             self.out.write("kernel.json:\n" + json.dumps(kernel.spec.to_dict(), indent=2) + "\n")
 
     def removal_plan(self, removals: list, dry_run: bool) -> None:
+        if self.as_json:
+            if dry_run or not removals:
+                self._json({"removed": [], "would_remove": _removals_json(removals)})
+            return
         if not removals:
             self.out.write("Nothing to remove.\n")
             return
@@ -155,6 +159,9 @@ class Renderer:
         return sys.stdin.readline().strip().lower() in ("y", "yes")
 
     def removed(self, removals: list) -> None:
+        if self.as_json:
+            self._json({"removed": _removals_json(removals), "would_remove": []})
+            return
         self.out.write(f"Removed {len(removals)} kernel(s).\n")
 
     def installed(self, kernel: KernelInfo, what: list) -> None:
@@ -195,13 +202,14 @@ class Renderer:
             self.out.write(f"{len(results)} checks: {counts['ok']} ok, {counts['warn']} "
                            f"warn, {counts['fail']} fail.\n")
 
-    def fix_plan(self, fixes: list) -> None:
+    def fix_plan(self, fixes: list, dry_run: bool = False) -> None:
         if self.as_json:
             return
         if not fixes:
             self.out.write("Nothing to repair safely.\n")
             return
-        self.out.write("Repairs:\n" + "".join(f"  - {f.description}\n" for f in fixes))
+        heading = "Would repair (--dry-run: nothing is changed):" if dry_run else "Repairs:"
+        self.out.write(heading + "\n" + "".join(f"  - {f.description}\n" for f in fixes))
 
     def error(self, error: KernelctlError) -> None:
         self.err.write(f"kernelctl: error: {error.message}\n")
@@ -216,6 +224,12 @@ class Renderer:
 
 def _row(*cells: str) -> str:
     return " ".join(_fit(cell, width) for cell, width in zip(cells, COLUMNS)).rstrip() + "\n"
+
+
+def _removals_json(removals: list) -> list:
+    return [{"name": r.kernel.name, "resource_dir": str(r.kernel.resource_dir),
+             "venv": str(r.venv) if r.venv else None, "venv_kept": r.venv_kept or None}
+            for r in removals]
 
 
 def _recipe_row(name: str, site: str, kind: str, usable: str, loads: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,15 +181,14 @@ def test_negative_doctor_timeout():
     assert "--timeout" in done.stderr
 
 
-def test_declining_a_prompt_says_so(prgenv_image):
-    """At a real terminal, answering no removes nothing and says so."""
+def answer_no(args: list, env: dict) -> tuple:
+    """Run kernelctl ARGS at a real terminal, answer its prompt with "n": (exit code,
+    everything it printed)."""
     import pty
 
-    session = prgenv_image.session_env(dict(os.environ))
-    created("--base", "prgenv-gnu", "--name", "keep", env=session)
     pid, fd = pty.fork()
     if pid == 0:
-        os.execve(sys.executable, [sys.executable, "-m", "kernelctl", "remove", "keep"], session)
+        os.execve(sys.executable, [sys.executable, "-m", "kernelctl", *args], env)
     output = b""
     while b"[y/N]" not in output:
         output += os.read(fd, 1024)
@@ -202,9 +202,43 @@ def test_declining_a_prompt_says_so(prgenv_image):
             break
         output += chunk
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 1
-    assert b"nothing was removed" in output
+    return os.waitstatus_to_exitcode(status), output
+
+
+def test_declining_a_prompt_says_so(prgenv_image):
+    """At a real terminal, answering no changes nothing and says so."""
+    session = prgenv_image.session_env(dict(os.environ))
+    created("--base", "prgenv-gnu", "--name", "keep", env=session)
+    code, output = answer_no(["remove", "keep"], session)
+    assert code == 1 and b"nothing was removed" in output
     assert "keep" in listed(env=session)
+    shutil.rmtree(listed(env=session)["keep"]["venv"])  # broken: doctor offers to remove it
+    code, output = answer_no(["doctor", "--fix"], session)
+    assert b"nothing was repaired" in output
+    assert "keep" in listed(env=session)
+
+
+def test_one_vocabulary_across_verbs(prgenv_image, test_wheels):
+    """--debug anywhere; -p/--package for install as for create; doctor --dry-run."""
+    session = prgenv_image.session_env(dict(os.environ))
+    for args in (["list", "--debug"], ["--debug", "list"], ["doctor", "--debug", "--json"]):
+        done = kernelctl(*args, env=session)
+        assert done.returncode == 0 and "Error" not in done.stderr, (args, done.stderr)
+    kernel = created("--base", "prgenv-gnu", "--name", "words", env=session)
+    done = kernelctl("install", "words", "-p", "kctl_extra", "--package", "kctl_shadow==2.0",
+                     "--no-index", "--find-links", test_wheels, env=session)
+    assert done.returncode == 0, done.stderr
+    assert list(Path(kernel["venv"]).glob("lib/python*/site-packages/kctl_extra"))
+    shutil.rmtree(kernel["venv"])
+    dry = kernelctl("doctor", "--dry-run", env=session)
+    assert "Would repair (--dry-run: nothing is changed)" in dry.stdout
+    assert "remove the kernel words" in dry.stdout
+    assert "words" in listed(env=session)
+    would = json.loads(kernelctl("remove", "words", "--dry-run", "--json", env=session).stdout)
+    assert [r["name"] for r in would["would_remove"]] == ["words"] and would["removed"] == []
+    gone = json.loads(kernelctl("remove", "--json", "words", "--yes", env=session).stdout)
+    assert [r["name"] for r in gone["removed"]] == ["words"] and gone["version"] == 1
+    assert "words" not in listed(env=session)
 
 
 def python_startup() -> float:
