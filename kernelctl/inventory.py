@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +22,7 @@ from kernelctl.containers import Container, session_container
 from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
 from kernelctl.model import KERNEL_NAME_RE, LAUNCHER_SHELLS, KernelInfo, KernelSpec, Status
-from kernelctl.paths import is_within, unreachable
+from kernelctl.paths import is_within, same_path, unreachable
 from kernelctl.venvs import home_of, venv_of
 
 MAX_SPEC_BYTES = 1 << 20  # a kernel.json is a few hundred bytes; refuse to parse megabytes
@@ -52,7 +53,7 @@ def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list
     for directory in kernel_dirs(env):
         for entry in _directory_entries(directory):
             kernel = inspect_kernel(entry, session)
-            if kernel is None:
+            if kernel is None or not include_shadowed and _offered_by_no_server(kernel):
                 continue
             if kernel.visible and kernel.name in winners:
                 if include_shadowed:
@@ -143,9 +144,27 @@ def read_spec(path: str):
 def _is_native(resource_dir: Path) -> bool:
     """A spec shipped inside a Python install (PREFIX/share/jupyter/kernels), like
     ipykernel's own python3: its bare `python` means "the server's Python" on purpose."""
+    return _environment_of(resource_dir) is not None
+
+
+def _environment_of(resource_dir: Path) -> Optional[str]:
+    """The Python install a kernelspec ships in (PREFIX/share/jupyter/kernels), if any."""
     prefix = resource_dir.parent.parent.parent.parent
-    return resource_dir.parent.match("share/jupyter/kernels") and any(
-        os.path.exists(prefix / "bin" / exe) for exe in ("python3", "python"))
+    if resource_dir.parent.match("share/jupyter/kernels") and any(
+            os.path.exists(prefix / "bin" / exe) for exe in ("python3", "python")):
+        return str(prefix)
+    return None
+
+
+def _offered_by_no_server(kernel: KernelInfo) -> bool:
+    """kernelctl's own environment's kernels (ipykernel's python3 in a pipx or uv tool
+    venv): kernelctl's search path has its own prefix, but no Jupyter server runs from a
+    venv without one, so no user sees them."""
+    if not kernel.belongs_to or not same_path(kernel.resource_dir.parent,
+                                              Path(sys.prefix, "share", "jupyter", "kernels")):
+        return False
+    return not any(os.path.exists(Path(sys.prefix, "bin", server))
+                   for server in ("jupyter-server", "jupyter-lab", "jupyter-notebook"))
 
 
 def judge(spec: KernelSpec, session: Session, resource_dir: Path):
@@ -246,6 +265,7 @@ def _kernel(resource_dir: Path, spec: Optional[KernelSpec], status: Status, prob
             visible: bool = True) -> KernelInfo:
     binding = spec.binding if spec is not None else None
     venv = binding.venv if binding else None
+    owner = _environment_of(resource_dir) if binding is None else None
     return KernelInfo(
         name=resource_dir.name.lower(),
         display_name=spec.display_name if spec else resource_dir.name,
@@ -253,6 +273,9 @@ def _kernel(resource_dir: Path, spec: Optional[KernelSpec], status: Status, prob
         resource_dir=resource_dir, managed=binding is not None, status=status,
         problems=problems, base=binding, venv=Path(venv) if venv else None,
         visible=visible, spec=spec,
+        belongs_to=f"the Python environment {owner}" + (
+            " that kernelctl itself runs in" if same_path(owner, sys.prefix) else "")
+        if owner else None,
     )
 
 

@@ -53,6 +53,9 @@ class KernelInfo:
     # shadows it, or Jupyter skips the entry (no kernel.json, a name it rejects).
     visible: bool = True
     spec: Optional["KernelSpec"] = field(default=None, repr=False, compare=False)
+    # A kernel that is a Python environment's own (ipykernel's python3 in PREFIX/share/
+    # jupyter/kernels, kernelctl's own environment's): whose it is. Never removed.
+    belongs_to: Optional[str] = None
 
     def to_json(self) -> dict:
         return {
@@ -63,6 +66,7 @@ class KernelInfo:
             "base": self.base.public() if self.base else None,
             "venv": str(self.venv) if self.venv else None,
             "visible": self.visible,
+            "belongs_to": self.belongs_to,
         }
 
 

@@ -50,6 +50,12 @@ def plan_removals(names: Sequence[str], broken: bool, keep_venv: bool,
 
 def plan_removal(kernel: KernelInfo, everything: list, keep_venv: bool = False) -> Removal:
     """What removing `kernel` deletes; a KernelctlError when it must not be deleted."""
+    if kernel.belongs_to:
+        raise KernelctlError(
+            f"the kernel '{kernel.name}' belongs to {kernel.belongs_to} (it is that "
+            "environment's own kernel); kernelctl does not remove it",
+            "It goes with that environment. To hide it from Jupyter, make a kernel of "
+            "your own with the same name in your user data dir (kernelctl create --name).")
     check_only_kernelspec(kernel.resource_dir)
     venv = kernel.venv
     if not kernel.managed or venv is None or not os.path.lexists(venv):

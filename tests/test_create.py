@@ -143,7 +143,8 @@ def test_json_output_is_the_kernel_object(prgenv_image):
     kernel = created("--base", "prgenv-gnu", "--name", "mine", "--display-name", "My env",
                      env=session)
     assert set(kernel) == {"version", "name", "display_name", "language", "resource_dir",
-                           "managed", "status", "problems", "base", "venv", "visible"}
+                           "managed", "status", "problems", "base", "venv", "visible",
+                           "belongs_to"}
     assert kernel["version"] == 1
     assert (kernel["name"], kernel["display_name"], kernel["language"]) == (
         "mine", "My env", "python")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -183,3 +184,32 @@ def test_search_path_agrees_with_jupyter_core(settings, monkeypatch):
     expected = [Path(p) for p in jupyter_path("kernels")]
     assert kernel_dirs(os.environ)[:-1] == expected
     assert kernel_dirs(os.environ)[-1] == Path(os.environ["HOME"]) / ".ipython" / "kernels"
+
+
+def test_a_tool_environments_own_kernel_is_not_offered(tmp_path):
+    """kernelctl in a venv of its own (pipx, uv tool) sees ipykernel's python3 in that
+    venv: no Jupyter server offers it, so `list` leaves it out (`--all` marks it), and
+    `remove` never deletes a Python environment's own kernel."""
+    import site
+
+    tool = tmp_path / "pipx-venv"
+    make_venv(tool, sys.executable, "--no-seed")
+    tool_site = next(tool.glob("lib/python*/site-packages"))
+    repo = Path(__file__).resolve().parent.parent
+    (tool_site / "kernelctl-deps.pth").write_text(
+        f"{repo}\n" + "\n".join(site.getsitepackages()) + "\n")
+    own = tool / "share" / "jupyter" / "kernels" / "python3"
+    write_kernel(own.parent, "python3", foreign_spec("python", "Python 3 (ipykernel)"))
+
+    def kernelctl_in_tool(*args):
+        return subprocess.run([tool / "bin" / "python", "-m", "kernelctl", *args],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    shown = json.loads(kernelctl_in_tool("list", "--json").stdout)["kernels"]
+    assert not [k for k in shown if Path(k["resource_dir"]) == own]
+    everything = json.loads(kernelctl_in_tool("list", "--all", "--json").stdout)["kernels"]
+    mine = next(k for k in everything if Path(k["resource_dir"]) == own)
+    assert mine["belongs_to"] == f"the Python environment {tool} that kernelctl itself runs in"
+    refused = kernelctl_in_tool("remove", "python3", "--yes")
+    assert refused.returncode == 1 and "does not remove it" in refused.stderr
+    assert (own / "kernel.json").exists()
