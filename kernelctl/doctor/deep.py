@@ -38,6 +38,10 @@ def deep(context: Context) -> Iterator[CheckResult]:
         yield from pool.map(lambda k: _start_and_probe(k, context), kernels)
 
 
+# ipykernel's warning on every local start; not the user's concern in a finding.
+NOISE = "Kernel is running over TCP without encryption"
+
+
 def _start_and_probe(kernel: KernelInfo, context: Context) -> CheckResult:
     from jupyter_client.manager import KernelManager
 
@@ -51,7 +55,8 @@ def _start_and_probe(kernel: KernelInfo, context: Context) -> CheckResult:
             return _probe(manager, kernel, context, started)
         except Exception as exc:  # any failure to start is the finding
             stderr.seek(0)
-            tail = stderr.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+            tail = [line for line in stderr.read().decode("utf-8", "replace").strip().splitlines()
+                    if NOISE not in line][-5:]
             return kernel_result(kernel, "kernel.deep", "fail",
                                  f"{kernel.name} did not start: {exc}" +
                                  ("".join(f"\n  {line}" for line in tail)),
