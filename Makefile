@@ -80,5 +80,7 @@ bench: setup wheelhouse
 	$(BIN)/python bench/bench_base_start.py
 	$(BIN)/python bench/bench_doctor.py
 
+# The demo's kernel and environment live in the user's real Jupyter and kernelctl dirs.
 clean:
+	-@[ -x $(BIN)/kernelctl ] && $(BIN)/kernelctl remove kernelctl-demo --yes 2>/dev/null || true
 	rm -rf $(VENV) build

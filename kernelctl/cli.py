@@ -19,11 +19,34 @@ from kernelctl.render import Renderer
 
 app = typer.Typer(
     help="Jupyter kernels on HPC base images (uenv, containers, modules), done right.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts show [OPTIONAL] grammar literally
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 _state = {"debug": False}
+
+
+def complete_kernels(incomplete: str) -> List[str]:
+    """Kernel names for shell completion (imported only when the shell asks)."""
+    from kernelctl.inventory import find_kernels
+
+    try:
+        names = {kernel.name for kernel in find_kernels(os.environ)}
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+    return sorted(name for name in names if name.startswith(incomplete))
+
+
+def complete_bases(incomplete: str) -> List[str]:
+    """Recipe names and the base forms, for --base."""
+    from kernelctl.recipes import all_recipes
+
+    try:
+        names = [recipe.name for recipe in all_recipes(os.environ)]
+    except Exception:
+        names = []
+    forms = ["system", "container", "python:", "uenv:", "module:", "conda:"]
+    return [name for name in sorted(names) + forms if name.startswith(incomplete)]
 
 
 def kernelctl_home() -> Path:
@@ -54,7 +77,7 @@ def main_options(
 @app.command()
 def create(
     base: Optional[str] = typer.Option(
-        None, "--base", "-b", help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
+        None, "--base", "-b", autocompletion=complete_bases, help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
         "module:NAME[/VER][,NAME...] (Lmod), conda:PREFIX, container (this session's "
         "image), python:PATH, or system (python3 on PATH). A python inside a venv is "
         "layered on: the venv's packages stay visible. Default: what fits this session "
@@ -105,7 +128,8 @@ def list_kernels(
 
 @app.command()
 def show(
-    name: str = typer.Argument(..., help="Kernel name, as `kernelctl list` shows it."),
+    name: str = typer.Argument(..., help="Kernel name, as `kernelctl list` shows it.",
+                               autocompletion=complete_kernels),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON (with spec and record)."),
 ) -> None:
     """Show everything known about one kernel: health, kernel.json, environment record."""
@@ -118,7 +142,8 @@ def show(
 
 @app.command()
 def remove(
-    names: List[str] = typer.Argument(None, help="Kernel names."),
+    names: List[str] = typer.Argument(None, help="Kernel names.",
+                                      autocompletion=complete_kernels),
     keep_venv: bool = typer.Option(False, "--keep-venv", help="Keep the environments."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
@@ -142,7 +167,8 @@ def remove(
 
 @app.command()
 def install(
-    name: str = typer.Argument(..., help="A kernel made by kernelctl."),
+    name: str = typer.Argument(..., help="A kernel made by kernelctl.",
+                               autocompletion=complete_kernels),
     packages: List[str] = typer.Argument(None, help="Packages (pip requirement strings)."),
     package: List[str] = typer.Option([], "--package", "-p",
                                       help="Package to install (repeatable), as for create."),
@@ -225,7 +251,8 @@ def julia(
 
 @app.command()
 def doctor(
-    names: List[str] = typer.Argument(None, help="Kernels to check (default: all)."),
+    names: List[str] = typer.Argument(None, help="Kernels to check (default: all).",
+                                      autocompletion=complete_kernels),
     deep: bool = typer.Option(False, "--deep", help="Also start each kernel and probe it."),
     fix: bool = typer.Option(False, "--fix", help="Apply the safe repairs found."),
     dry_run: bool = typer.Option(False, "--dry-run",
@@ -275,7 +302,10 @@ def list_recipes(
 
 @recipes_app.command("show")
 def show_recipe(
-    name: str = typer.Argument(..., help="Recipe name, as `kernelctl recipes list` shows it."),
+    name: str = typer.Argument(..., help="Recipe name, as `kernelctl recipes list` shows it.",
+                               autocompletion=lambda incomplete: [
+                                   b for b in complete_bases(incomplete) if not b.endswith(":")
+                                   and b not in ("system", "container")]),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """One recipe in full: where its file is, what it loads, why it cannot be used here."""

@@ -286,3 +286,21 @@ def test_credentials_in_package_urls_are_never_kept(prgenv_image, test_wheels):
     for text in (record, shown, shown_json, done.stdout, done.stderr, installed.stdout):
         assert "S3CRET-TOKEN" not in text
     assert "kctl_extra @ http://****@127.0.0.1" in record
+
+
+def test_shell_completion_offers_kernel_and_recipe_names(wheelhouse):
+    created("--base", "system", "--name", "alpha-kernel", "--no-index", "--find-links", wheelhouse)
+
+    def complete(words: str, index: int) -> list:
+        env = {**os.environ, "_KERNELCTL_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(index)}
+        done = kernelctl(env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("kernelctl show al", 2) == ["alpha-kernel"]
+    assert "alpha-kernel" in complete("kernelctl remove ", 2)
+    assert complete("kernelctl create --base scipy", 3) == ["scipy-stack"]
+    assert "module:" in complete("kernelctl create --base mod", 3)
+    script = kernelctl("--show-completion", "bash")
+    assert script.returncode == 0 and "_KERNELCTL_COMPLETE" in script.stdout
