@@ -18,7 +18,7 @@ OWN_VERSIONS := $(call found,3.9 3.13)
 PORTABLE_TESTS := tests/test_parsers.py tests/test_create.py tests/test_list.py \
                   tests/test_remove.py tests/test_install.py tests/test_json.py
 
-.PHONY: demo test setup wheelhouse wheelhouses system-packages bench clean test-pythons
+.PHONY: demo test setup wheelhouse wheelhouses system-packages bench clean test-pythons lab-loop
 
 setup: $(BIN)/kernelctl
 
@@ -79,6 +79,13 @@ bench: setup wheelhouse
 	$(BIN)/python bench/bench_kernel_start.py
 	$(BIN)/python bench/bench_base_start.py
 	$(BIN)/python bench/bench_doctor.py
+
+# The browser and REST tests 20 times in a row: how they were shown not to be flaky.
+lab-loop: setup wheelhouse system-packages
+	@for i in $$(seq 1 20); do $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/test_jupyterlab.py > build/lab-loop.log 2>&1 || { tail -40 build/lab-loop.log; \
+	  echo "run $$i failed (build/lab-loop.log; the server's log is quoted)"; exit 1; }; \
+	  echo "run $$i: $$(tail -1 build/lab-loop.log)"; done
 
 # The demo's kernel and environment live in the user's real Jupyter and kernelctl dirs.
 clean:

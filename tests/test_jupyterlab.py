@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -29,8 +30,15 @@ def free_port() -> int:
 
 
 class Lab:
-    def __init__(self, url: str, token: str, root: Path):
-        self.url, self.token, self.root = url, token, root
+    def __init__(self, url: str, token: str, root: Path, log: Path):
+        self.url, self.token, self.root, self.log = url, token, root, log
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The server's own log (kept beside the test's home), for a failure message."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
 
     def write_notebook(self, name: str, kernel: str, code: str) -> str:
         notebook = {
@@ -47,11 +55,16 @@ class Lab:
         """Until a kernel `name` started by the page is idle (connected and ready)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(k["name"] == name and k["execution_state"] == "idle"
-                   for k in self.api("/api/kernels")):
+            try:
+                kernels = self.api("/api/kernels")
+            except urllib.error.HTTPError as exc:  # a 5xx while a kernel starts: ask again
+                if exc.code < 500:
+                    raise
+                kernels = []
+            if any(k["name"] == name and k["execution_state"] == "idle" for k in kernels):
                 return
             time.sleep(0.3)
-        raise AssertionError(f"kernel {name} never became idle")
+        raise AssertionError(f"kernel {name} never became idle; server log:\n{self.log_tail()}")
 
     def api(self, path: str):
         with urllib.request.urlopen(f"{self.url}{path}?token={self.token}", timeout=10) as r:
@@ -59,13 +72,17 @@ class Lab:
 
 
 def start_lab(server_env: dict, root: Path):
+    """A real JupyterLab server. Its log goes to a file beside `root` (a pipe nobody
+    reads would fill up and stall the server), quoted in failure messages."""
     port, token = free_port(), secrets.token_hex(16)
-    lab = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", "--allow-root",
-         "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-         "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}"],
-        env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    handle = Lab(f"http://127.0.0.1:{port}", token, root)
+    log = root.parent / f"jupyter-lab-{port}.log"
+    with open(log, "wb") as log_file:
+        lab = subprocess.Popen(
+            [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", "--allow-root",
+             "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+             "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}"],
+            env=server_env, stdout=log_file, stderr=subprocess.STDOUT)
+    handle = Lab(f"http://127.0.0.1:{port}", token, root, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -73,7 +90,7 @@ def start_lab(server_env: dict, root: Path):
             return lab, handle
         except OSError:
             if lab.poll() is not None:
-                pytest.fail(f"jupyter lab exited: {lab.stderr.read().decode()[-2000:]}")
+                pytest.fail(f"jupyter lab exited:\n{handle.log_tail()}")
             time.sleep(0.3)
     lab.kill()
     pytest.fail("jupyter lab did not answer within 60 s")
@@ -118,7 +135,8 @@ def run_cell_in_browser(lab: Lab, page_url: str, kernel: str, wanted: str,
                     return output.inner_text()
                 except Timeout:
                     continue
-            raise AssertionError(f"no output with {wanted!r} in the notebook")
+            raise AssertionError(f"no output with {wanted!r} in the notebook; server log:\n"
+                                 f"{lab.log_tail()}")
         finally:
             page.screenshot(path=str(screenshot))
             browser.close()
