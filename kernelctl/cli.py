@@ -77,7 +77,8 @@ def main_options(
 @app.command()
 def create(
     base: Optional[str] = typer.Option(
-        None, "--base", "-b", autocompletion=complete_bases, help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
+        None, "--base", "-b", autocompletion=complete_bases,
+        help="prgenv-gnu (a recipe), uenv:NAME[/VERSION][:TAG], "
         "module:NAME[/VER][,NAME...] (Lmod), conda:PREFIX, container (this session's "
         "image), python:PATH, or system (python3 on PATH). A python inside a venv is "
         "layered on: the venv's packages stay visible. Default: what fits this session "

@@ -153,11 +153,12 @@ def default_base(env: Mapping[str, str]) -> Tuple[Base, str]:
         for view in mounted.active_views:
             root = mounted.view_root(view)
             if root is not None and os.access(root / "bin" / "python3", os.X_OK):
-                return (resolve_base(f"uenv:{mounted.name}", env),
-                        f"the uenv {mounted.name} is mounted with the view {view}, which has python3")
+                return (resolve_base(f"uenv:{mounted.name}", env), f"the uenv {mounted.name} "
+                        f"is mounted with the view {view}, which has python3")
     container = session_container(env)
     if container is not None and container.image:
-        return resolve_base("container", env), f"this session runs in the container {container.label}"
+        return (resolve_base("container", env),
+                f"this session runs in the container {container.label}")
     passed_over = ""
     loaded = path_list(env.get("LOADEDMODULES"))
     if loaded:

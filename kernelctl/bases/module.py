@@ -46,7 +46,8 @@ def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
     known = lmod.every_module(command, env)
     absent = [name for name in recipe.modules if lmod.find_loaded(name, known) is None]
     if absent:
-        return f"Lmod here has no module {', '.join(absent)} (MODULEPATH={env.get('MODULEPATH', '')})"
+        return (f"Lmod here has no module {', '.join(absent)} "
+                f"(MODULEPATH={env.get('MODULEPATH', '')})")
     return None
 
 
