@@ -79,9 +79,11 @@ def adopt(request: AdoptRequest, env: Mapping[str, str], home: Path,
                           created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         display = request.display_name or (existing.display_name if existing else
                                            f"Python {interpreter.major_minor} ({root.name})")
+        # What the hand-made kernel.json set stays, unless kernelctl must set it.
+        kept = existing.spec.values() if existing is not None and existing.spec else {}
         spec = build_spec(kernel_dir / LAUNCHER, display,
-                          kernel_env(venv, base, base.frozen(env), own_bin()), binding,
-                          base.launcher_shell)
+                          {**kept, **kernel_env(venv, base, base.frozen(env), own_bin())},
+                          binding, base.launcher_shell)
         launcher = launcher_script(
             python, interpreter.version, root, base.digest or "",
             f"kernelctl: the environment {root} no longer exists. Remove this kernel "
@@ -115,6 +117,10 @@ def _target(target: str, env: Mapping[str, str]) -> Tuple[Path, Optional[KernelI
     if kernel.managed:
         raise KernelctlError(f"the kernel '{kernel.name}' is already kernelctl's",
                              f"kernelctl show {kernel.name} says what it is built on.")
+    if kernel.belongs_to:  # fixing it in place would write into that environment
+        raise KernelctlError(f"the kernel '{kernel.name}' belongs to {kernel.belongs_to}",
+                             "Adopt the environment by its directory instead: "
+                             f"kernelctl adopt {kernel.resource_dir.parents[3]}")
     argv0 = kernel.spec.argv[0] if kernel.spec else ""
     if not os.path.isabs(argv0) or not os.path.isfile(argv0):
         raise KernelctlError(

@@ -18,13 +18,18 @@ from tests.test_conda import conda_env  # noqa: F401 (a fixture)
 from tests.test_layered import tree_digest
 
 
+def kernel_json_of(kernel_dir: Path) -> dict:
+    return json.loads((kernel_dir / "kernel.json").read_text())
+
+
 @pytest.fixture
 def hand_made_conda(conda_env, tmp_path) -> Path:  # noqa: F811
     """DKRZ's recipe: a conda prefix with ipykernel, registered by `ipykernel install`."""
     prefix = tmp_path / "kernels" / "your-kernel"
     shutil.copytree(conda_env, prefix, symlinks=True)
     subprocess.run([prefix / "bin" / "python3", "-m", "ipykernel", "install", "--user",
-                    "--name", "new-kernel", "--display-name", "new kernel"],
+                    "--name", "new-kernel", "--display-name", "new kernel",
+                    "--env", "MY_SETTING", "kept"],
                    check=True, capture_output=True)
     return prefix
 
@@ -41,6 +46,9 @@ def test_adopting_a_hand_made_kernel_fixes_it_in_place(hand_made_conda, isolated
     kernel = listed()["new-kernel"]
     assert kernel["status"] == "ok" and kernel["display_name"] == "new kernel"
     assert kernel["base"]["adopted"] == "yes" and kernel["base"]["kind"] == "conda"
+    # What the hand-made kernel.json set stays; the fixes are added.
+    fixed_env = kernel_json_of(kernel_dir)["env"]
+    assert fixed_env["MY_SETTING"] == "kept" and fixed_env["CONDA_PREFIX"] == str(hand_made_conda)
     assert json.loads(run_in_kernel("new-kernel", code, dict(os.environ))) == \
         [f"{hand_made_conda}/share/gdal", str(hand_made_conda)]
     assert (kernel_dir / "kernel.json.before-kernelctl").is_file()
@@ -81,3 +89,14 @@ def test_adopt_refuses_what_it_cannot_adopt(tmp_path, wheelhouse):
     assert_user_error(kernelctl("adopt", "no-such-kernel"), "no kernel named")
     created("--base", "system", "--name", "ours", "--no-index", "--find-links", wheelhouse)
     assert_user_error(kernelctl("adopt", "ours"), "already kernelctl's")
+    # An environment's own kernel is not fixed in place (that would write into it).
+    env_root = tmp_path / "an-env"
+    make_venv(env_root, BASE_PYTHON)
+    own = env_root / "share" / "jupyter" / "kernels" / "python3"
+    own.mkdir(parents=True)
+    (own / "kernel.json").write_text(json.dumps(
+        {"argv": [str(env_root / "bin" / "python"), "-m", "ipykernel_launcher", "-f",
+                  "{connection_file}"], "display_name": "Python 3", "language": "python"}))
+    env = {**os.environ, "JUPYTER_PATH": str(env_root / "share" / "jupyter")}
+    assert_user_error(kernelctl("adopt", "python3", env=env), "belongs to the Python environment",
+                      f"kernelctl adopt {env_root}")
