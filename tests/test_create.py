@@ -296,7 +296,8 @@ def test_default_base_fits_the_session(session_kind, prgenv_image, tmp_path, whe
         make_venv(venv, BASE_PYTHON)
         env.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}:{env['PATH']}")
         kind, why = "python", f"the venv {venv} is active; its packages are layered on"
-    else:
+    else:  # the test's Python first on PATH, so the wheelhouse fits it
+        env.update(PATH=f"{BASE_PYTHON.parent}:{env['PATH']}")
         kind, why = "python", "python3 on PATH (no uenv, container, modules or active"
     done = kernelctl("create", "--json", "--name", "fits", *offline(wheelhouse), env=env)
     assert done.returncode == 0, done.stderr

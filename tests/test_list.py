@@ -38,7 +38,9 @@ def test_same_specs_and_precedence_as_jupyter_client(tmp_path, monkeypatch):
 
     from jupyter_client.kernelspec import KernelSpecManager
     expected = KernelSpecManager(ensure_native_kernel=False).find_kernel_specs()
-    found = {name: k["resource_dir"] for name, k in listed().items() if k["visible"]}
+    # --all: plain `list` also hides kernelctl's own environment's python3 where no
+    # server runs from it (tested below); jupyter_client's search path has it.
+    found = {name: k["resource_dir"] for name, k in listed("--all").items() if k["visible"]}
     assert found == expected
     assert found["dup"] == str(first / "kernels" / "dup")
 
