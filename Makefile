@@ -28,10 +28,11 @@ $(BIN)/kernelctl: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# ipykernel and its dependencies as wheels: tests and benchmarks install offline from here.
+# ipykernel and its dependencies as wheels: tests and benchmarks install offline from here
+# (ipyparallel too, for the engines tests).
 wheelhouse: $(WHEELHOUSE)/.done
 $(WHEELHOUSE)/.done: $(BIN)/kernelctl
-	$(BIN)/pip download --quiet --dest $(WHEELHOUSE) \
+	$(BIN)/pip download --quiet --dest $(WHEELHOUSE) ipyparallel \
 	  "ipykernel==$$($(BIN)/python -c 'import ipykernel; print(ipykernel.__version__)')"
 	touch $@
 

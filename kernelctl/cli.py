@@ -255,6 +255,8 @@ def doctor(
     names: List[str] = typer.Argument(None, help="Kernels to check (default: all).",
                                       autocompletion=complete_kernels),
     deep: bool = typer.Option(False, "--deep", help="Also start each kernel and probe it."),
+    srun: bool = typer.Option(False, "--srun", help="Inside a Slurm allocation, also check "
+                              "that each kernel's environment is the same in an srun step."),
     fix: bool = typer.Option(False, "--fix", help="Apply the safe repairs found."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Only show the repairs --fix would apply."),
@@ -279,10 +281,91 @@ def doctor(
 
     results = _run(renderer, lambda: examine(names or [], os.environ, deep, timeout,
                                              approve if fix or dry_run else None,
-                                             kernelctl_home()))
+                                             kernelctl_home(), srun))
     renderer.doctor_report(results)
     if failed(results):
         raise typer.Exit(1)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def run(
+    name: str = typer.Argument(..., help="Kernel name.", autocompletion=complete_kernels),
+    command: List[str] = typer.Argument(None, help="The command, after `--`."),
+) -> None:
+    """Run a command in exactly the kernel's environment (its launcher's, with the
+    modules, conda activation and base checks), e.g. kernelctl run NAME -- python x.py.
+    Exec'd: signals reach it, and its exit status is kernelctl's."""
+    from kernelctl.runner import exec_in_kernel
+
+    _run(Renderer(), lambda: exec_in_kernel(name, command or [], os.environ))
+
+
+@app.command()
+def shell(
+    name: str = typer.Argument(..., help="Kernel name.", autocompletion=complete_kernels),
+) -> None:
+    """Start your shell ($SHELL) in the kernel's environment; `exit` leaves it."""
+    from kernelctl.runner import exec_in_kernel, shell_command
+
+    renderer = Renderer()
+    renderer.notice(f"a shell in the environment of the kernel '{name}' "
+                    "($KERNELCTL_KERNEL is set); `exit` leaves it")
+    _run(renderer, lambda: exec_in_kernel(name, shell_command(os.environ), os.environ))
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def submit(
+    name: str = typer.Argument(..., help="Kernel name.", autocompletion=complete_kernels),
+    file: Path = typer.Argument(..., help="A Python script (.py) or a notebook (.ipynb)."),
+    sbatch_args: List[str] = typer.Argument(None, help="sbatch options, after `--`."),
+    arg: List[str] = typer.Option([], "--arg", help="An argument for the script (repeatable)."),
+    parameter: List[str] = typer.Option([], "--parameter", "-P",
+                                        help="NAME=VALUE for the notebook's parameters "
+                                        "(papermill's 'parameters' cell; repeatable)."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Where the executed notebook goes (default: "
+        "STEM-JOBID.ipynb beside it)."),
+    in_place: bool = typer.Option(False, "--in-place", help="Write the outputs into the notebook."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the job; exit with its status."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the batch script; submit nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print {job_id, script, log, output} as JSON."),
+) -> None:
+    """Run a script or a notebook as a Slurm batch job, in exactly the kernel's
+    environment (its uenv via #SBATCH --uenv/--view, modules, conda, venv)."""
+    from kernelctl.submit import SubmitRequest
+    from kernelctl.submit import submit as submit_job
+
+    renderer = Renderer(as_json)
+    request = SubmitRequest(name, file, tuple(sbatch_args or ()), tuple(arg), tuple(parameter),
+                            output, in_place, wait, dry_run)
+    submission = _run(renderer, lambda: submit_job(request, os.environ, kernelctl_home(),
+                                                   renderer.notice))
+    renderer.submitted(submission, dry_run)
+    if submission.exit_code:
+        raise typer.Exit(submission.exit_code)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def engines(
+    name: str = typer.Argument(..., help="Kernel name.", autocompletion=complete_kernels),
+    srun_args: List[str] = typer.Argument(None, help="srun options, after `--`."),
+    n: int = typer.Option(2, "-n", "--engines", help="How many engines (srun tasks)."),
+    stop: bool = typer.Option(False, "--stop", help="Stop the kernel's engines and controller."),
+    timeout: float = typer.Option(120.0, "--timeout", min=1.0,
+                                  help="Seconds for all engines to register."),
+    as_json: bool = typer.Option(False, "--json", help="Print {profile, engines, client} as JSON."),
+) -> None:
+    """Start ipyparallel engines with srun in the kernel's environment (ipcmagic's
+    %ipcluster start); in the notebook: ipp.Client(profile="kernelctl-NAME")."""
+    from kernelctl import engines as cluster
+
+    renderer = Renderer(as_json)
+    if stop:
+        count = _run(renderer, lambda: cluster.stop(name, os.environ))
+        renderer.engines_stopped(name, count)
+        return
+    started = _run(renderer, lambda: cluster.start(name, n, srun_args or [], os.environ, timeout))
+    renderer.engines_started(started)
 
 
 recipes_app = typer.Typer(help="The base images kernelctl knows by name (recipes).",

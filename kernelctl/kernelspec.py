@@ -23,6 +23,8 @@ MAX_NAME_LENGTH = 100
 LOGO_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
 LAUNCHER = "kernelctl-launch.sh"
 EXPLAINER = "kernelctl-explain.py"
+# The launcher's first argument that makes it exec the rest instead of the kernel.
+RUN_FLAG = "--kernelctl-run"
 # A hand-made kernel.json that `kernelctl adopt` fixed, kept so the user can go back.
 ORIGINAL_SPEC = "kernel.json.before-kernelctl"
 # What a kernelspec directory may hold; anything else means it is not only a kernelspec.
@@ -97,9 +99,12 @@ for layer in {layers}; do [ -d "$layer" ] || base_here=no; done
   *) image_here=no ;;
 esac
 if [ -x "$python" ] && [ "$base_here" = yes ] && {{ [ -z "$digest" ] || [ "$image_here" = yes ]; }}; then
+  # `{run_flag} CMD...` (kernelctl run/submit/engines): CMD in this very environment.
+  case "${{1-}}" in {run_flag}) shift; exec "$@" ;; esac
   exec "$python" {python_flags}-m ipykernel_launcher "$@"
 fi
 if [ ! -d {venv} ]; then why={gone}; else why={unavailable}; fi
+case "${{1-}}" in {run_flag}) echo "kernelctl-launch.sh: $why" >&2; exit 1 ;; esac
 # The Jupyter server's Python (our parent) has ipykernel, or else one on PATH may.
 server_python=$(tr '\\0' '\\n' < /proc/$PPID/cmdline 2>/dev/null | head -n 1)
 for candidate in "$server_python" python3 python; do
@@ -124,7 +129,7 @@ def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
         python=quote(str(python)), digest=quote(digest), python_flags=flags,
         layers=" ".join(quote(layer) for layer in layers), launch_steps=launch_steps,
         venv=quote(str(venv)), gone=quote(gone), unavailable=quote(unavailable),
-        explainer=EXPLAINER)
+        explainer=EXPLAINER, run_flag=RUN_FLAG)
 
 
 def build_spec(launcher: Path, display_name: str, env: dict, binding: Binding,

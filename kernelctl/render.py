@@ -164,6 +164,42 @@ class Renderer:
             return
         self.out.write(f"Removed {len(removals)} kernel(s).\n")
 
+    def submitted(self, submission, dry_run: bool) -> None:
+        if self.as_json:
+            data = submission.to_json()
+            self._json({**data, "script_text": submission.text} if dry_run else data)
+            return
+        if dry_run:
+            for line in submission.notices:
+                self.notice(line)
+            self.out.write(submission.text)
+            return
+        shown = submission.to_json()
+        self.out.write(f"Submitted job {shown['job_id']} (kernel '{submission.kernel}'); "
+                       f"its script: {submission.script}\n")
+        for what in ("log", "output"):
+            if shown[what]:
+                self.out.write(f"  {what}: {shown[what]}\n")
+        if submission.exit_code is not None:
+            self.out.write(f"Job {shown['job_id']} ended with exit code {submission.exit_code}.\n")
+
+    def engines_started(self, engines) -> None:
+        if self.as_json:
+            self._json(engines.to_json())
+            return
+        self.out.write(
+            f"{engines.n} ipyparallel engines run in the environment of the kernel "
+            f"'{engines.kernel}' (started by: {' '.join(engines.srun)}).\n"
+            "In the notebook:\n"
+            f"  import ipyparallel as ipp\n  rc = ipp.Client(profile=\"{engines.profile}\")\n"
+            f"Stop them: kernelctl engines {engines.kernel} --stop\n")
+
+    def engines_stopped(self, kernel: str, count) -> None:
+        if self.as_json:
+            self._json({"kernel": kernel, "stopped": count})
+            return
+        self.out.write(f"Stopped the engines of the kernel '{kernel}' and their controller.\n")
+
     def installed(self, kernel: KernelInfo, what: list) -> None:
         if self.as_json:
             self._json(kernel.to_json())

@@ -41,6 +41,7 @@ class Context:
     deep: bool = False
     timeout: float = 60.0
     home: Optional[Path] = None  # $KERNELCTL_HOME: repairs take kernelctl's locks there
+    srun: bool = False  # also probe each kernel's environment in an srun step
 
 
 Check = Callable[[Context], Iterator[CheckResult]]

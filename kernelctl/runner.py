@@ -1,0 +1,94 @@
+"""A kernel's environment outside the notebook: `kernelctl run` and `kernelctl shell`.
+
+Commands go through the kernel's own launcher (kernelctl-launch.sh) in its run mode,
+with kernel.json's env applied the way jupyter_client applies it. The launcher loads
+the modules, sources the conda activation and checks the base exactly as it does for
+the kernel, then execs the command instead of ipykernel: the two cannot differ.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from kernelctl.errors import KernelctlError
+from kernelctl.kernelspec import LAUNCHER, RUN_FLAG
+from kernelctl.model import KernelInfo, Status
+
+
+@dataclass(frozen=True)
+class KernelCommand:
+    kernel: KernelInfo
+    launcher: tuple  # [shell, launcher, RUN_FLAG]: put the command after it
+    spec_env: dict  # kernel.json's env as stored (jupyter_client's `$` syntax)
+
+    def env(self, session: Mapping[str, str]) -> dict:
+        """The session's environment updated with kernel.json's, as jupyter_client does it
+        (string.Template.safe_substitute against the session)."""
+        values = {key: string.Template(value).safe_substitute(session)
+                  for key, value in self.spec_env.items()}
+        return {**session, **values, "KERNELCTL_KERNEL": self.kernel.name}
+
+    def argv(self, command: Sequence[str]) -> list:
+        return [*self.launcher, *command]
+
+
+def kernel_command(name: str, env: Mapping[str, str], allow: Sequence[Status] = (Status.OK,)
+                   ) -> KernelCommand:
+    """How to run commands in the kernel `name`'s environment; a clear error when it has
+    none that kernelctl can reproduce, or its health is not in `allow`."""
+    from kernelctl.inventory import find_kernel
+
+    kernel = find_kernel(name, env)
+    launcher = kernel.resource_dir / LAUNCHER
+    if not kernel.managed or kernel.spec is None:
+        raise KernelctlError(
+            f"the kernel '{kernel.name}' was not made by kernelctl, so kernelctl does not "
+            "know its environment",
+            f"Let kernelctl take it over first: kernelctl adopt {kernel.name}")
+    if not os.path.isfile(launcher):
+        raise KernelctlError(
+            f"the kernel '{kernel.name}' ({kernel.language or 'no language'}) has no "
+            "kernelctl launcher to run commands through",
+            "run, submit and engines work with the Python kernels kernelctl makes; "
+            f"`kernelctl show {kernel.name}` shows this one's command and environment.")
+    if not _has_run_mode(launcher):
+        raise KernelctlError(
+            f"the kernel '{kernel.name}' was made by an older kernelctl whose launcher "
+            "cannot run other commands",
+            f"Make it again (same packages): kernelctl create --force --name {kernel.name} "
+            "--base ... (see `kernelctl show " + kernel.name + "`)")
+    if kernel.status not in allow:
+        problems = "; ".join(kernel.problems) or str(kernel.status)
+        raise KernelctlError(f"the kernel '{kernel.name}' is {kernel.status}: {problems}",
+                             f"`kernelctl doctor` explains it; `kernelctl show {kernel.name}` "
+                             "shows what it was built on.")
+    return KernelCommand(kernel, (kernel.spec.argv[0], str(launcher), RUN_FLAG),
+                         dict(kernel.spec.env))
+
+
+def _has_run_mode(launcher: Path) -> bool:
+    try:
+        with open(launcher, encoding="utf-8", errors="replace") as text:
+            return RUN_FLAG in text.read()
+    except OSError:
+        return False
+
+
+def exec_in_kernel(name: str, command: Sequence[str], env: Mapping[str, str]) -> None:
+    """Replace kernelctl with `command` in the kernel's environment: the same pid, so
+    signals reach it and its exit status is kernelctl's."""
+    if not command:
+        raise KernelctlError("no command given",
+                             f"Put it after `--`: kernelctl run {name} -- python script.py")
+    target = kernel_command(name, env)
+    argv = target.argv(command)
+    os.execve(argv[0], argv, target.env(env))
+
+
+def shell_command(env: Mapping[str, str]) -> list:
+    """The user's shell (interactive when on a terminal, as shells decide themselves)."""
+    return [env.get("SHELL") or "/bin/sh"]

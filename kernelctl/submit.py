@@ -1,0 +1,263 @@
+"""`kernelctl submit`: a script or notebook as a Slurm batch job, in a kernel's environment.
+
+The batch script is plain sh and needs nothing of kernelctl: it asks Slurm for the
+kernel's uenv, exports kernel.json's env and runs the file through the kernel's own
+launcher (runner.RUN_FLAG), which loads the modules, activates conda and checks the
+base on the compute node exactly as it does for the notebook's kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
+
+from kernelctl.errors import KernelctlError
+from kernelctl.model import Status
+from kernelctl.record import write_atomically
+from kernelctl.runner import KernelCommand, kernel_command
+from kernelctl.uenv import UenvLabel
+
+NOTEBOOK_RUNNER = "kernelctl_notebook.py"
+SUFFIXES = (".py", ".ipynb")
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    kernel: str
+    file: Path
+    sbatch_args: tuple = ()
+    script_args: tuple = ()
+    parameters: tuple = ()  # NAME=VALUE, notebooks only
+    output: Optional[Path] = None  # the executed notebook (default FILE's stem-%j.ipynb)
+    in_place: bool = False
+    wait: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Submission:
+    kernel: str
+    script: Path
+    text: str
+    log: Optional[Path]
+    output: Optional[Path]
+    job_id: Optional[str] = None
+    exit_code: Optional[int] = None
+    notices: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        def named(path: Optional[Path]) -> Optional[str]:
+            if path is None:
+                return None
+            return str(path).replace("%j", self.job_id) if self.job_id else str(path)
+
+        return {"kernel": self.kernel, "job_id": self.job_id,
+                "script": str(self.script), "log": named(self.log),
+                "output": named(self.output), "exit_code": self.exit_code,
+                "notices": list(self.notices)}
+
+
+def submit(request: SubmitRequest, env: Mapping[str, str], home: Path,
+           notice: Callable[[str], None]) -> Submission:
+    file = _checked_file(request)
+    parameters = _parameters(request.parameters)
+    if file.suffix == ".py" and (parameters or request.output or request.in_place):
+        raise KernelctlError("-P/--parameter, --output and --in-place are for notebooks",
+                             "Pass a script's arguments with --arg.")
+    sbatch = shutil.which("sbatch", path=env.get("PATH"))
+    if not sbatch and not request.dry_run:
+        raise KernelctlError("sbatch is not on PATH: submit needs Slurm",
+                             f"On a machine without Slurm, run it here: kernelctl run "
+                             f"{request.kernel} -- python {shlex.quote(str(file))}")
+    # A uenv the session lacks is fine: the job asks Slurm for it.
+    target = kernel_command(request.kernel, env, allow=(Status.OK, Status.MISMATCH))
+    binding = target.kernel.base
+    uenv = _uenv_of(binding)
+    if target.kernel.status is Status.MISMATCH and not uenv:
+        raise KernelctlError(f"the kernel '{target.kernel.name}' is mismatch: "
+                             + "; ".join(target.kernel.problems),
+                             "`kernelctl doctor` explains it.")
+    jobs = home / "jobs"
+    script = jobs / f"{target.kernel.name}--{file.stem}.sh"
+    log = None if _names_output(request.sbatch_args) else file.parent / f"{file.stem}-%j.log"
+    output = None
+    if file.suffix == ".ipynb":
+        output = file if request.in_place else Path(os.path.abspath(
+            request.output or file.parent / f"{file.stem}-%j.ipynb"))
+        command = [_python(target), str(jobs / NOTEBOOK_RUNNER), str(file), str(output)]
+        if parameters:
+            command += ["--parameters", json.dumps(parameters)]
+    else:
+        command = [_python(target), str(file), *request.script_args]
+    uenv_lines, missing = _uenv_lines(uenv, binding, sbatch, env)
+    text = batch_script(target, file, command, uenv_lines, log)
+    submission = Submission(target.kernel.name, script, text, log, output)
+    if missing:
+        submission.notices.append(missing)
+    if request.dry_run:
+        return submission
+    for line in submission.notices:
+        notice(line)
+    jobs.mkdir(parents=True, exist_ok=True)
+    write_atomically(jobs / NOTEBOOK_RUNNER, _runner_text())
+    write_atomically(script, text)
+    submission.job_id, submission.exit_code = _sbatch(sbatch or "sbatch", request, script, file,
+                                                      env)
+    return submission
+
+
+def _checked_file(request: SubmitRequest) -> Path:
+    file = Path(os.path.abspath(os.path.expanduser(request.file)))
+    if file.suffix not in SUFFIXES:
+        raise KernelctlError(
+            f"{request.file} is neither a Python script (.py) nor a notebook (.ipynb)",
+            f"For anything else, put `kernelctl run {request.kernel} -- CMD` in your own "
+            "batch script.")
+    if not os.path.isfile(file):
+        raise KernelctlError(f"{request.file} does not exist", "Check the path.")
+    if file.suffix == ".ipynb":
+        _check_notebook(file)
+    return file
+
+
+def _check_notebook(file: Path) -> None:
+    try:
+        with open(file, encoding="utf-8") as source:
+            notebook = json.load(source)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KernelctlError(f"{file} is not a notebook: it does not parse as JSON ({exc})",
+                             "Open it in JupyterLab and save it again.") from exc
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list) \
+            or notebook.get("nbformat") != 4:
+        raise KernelctlError(f"{file} is not a version 4 notebook (no 'cells' list or "
+                             "nbformat 4)", "Open it in JupyterLab and save it again.")
+
+
+def _parameters(pairs: Sequence[str]) -> dict:
+    """NAME=VALUE pairs; VALUE is JSON when it parses (numbers, true, lists), else text."""
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier() or keyword.iskeyword(name):
+            raise KernelctlError(f"'{pair}' is not NAME=VALUE with a Python name",
+                                 "e.g. -P alpha=0.5 -P label=run1")
+        try:
+            values[name] = json.loads(value)
+        except ValueError:
+            values[name] = value
+    return values
+
+
+def _python(target: KernelCommand) -> str:
+    """The kernel's own interpreter, by its path in the venv: readable, and the same one."""
+    venv = target.kernel.venv
+    return str(venv / "bin" / "python") if venv else "python"
+
+
+def _uenv_of(binding) -> Optional[str]:
+    if binding is None or not (binding.kind == "uenv" or binding.digest):
+        return None
+    return str(UenvLabel(binding.image or binding.name, binding.version, binding.tag))
+
+
+def _uenv_lines(uenv: Optional[str], binding, sbatch: Optional[str],
+                env: Mapping[str, str]) -> tuple:
+    """The #SBATCH lines that mount the kernel's uenv, and a notice when this Slurm has
+    no uenv plugin (then they are written commented out, and the job only works where
+    the image is mounted anyway)."""
+    if not uenv:
+        return [], ""
+    mount = binding.mount and binding.mount != "/user-environment"
+    lines = [f"--uenv={uenv}" + (f":{binding.mount}" if mount else "")]
+    if binding.view:
+        lines.append(f"--view={binding.view}")
+    if sbatch and not _knows_uenv(sbatch, env):
+        return ([f"##SBATCH {line}  (no uenv plugin in this Slurm)" for line in lines],
+                f"this Slurm has no --uenv option (no uenv plugin): the job script asks for "
+                f"{uenv} in comments only, and runs only where the image is already mounted")
+    return [f"#SBATCH {line}" for line in lines], ""
+
+
+def _knows_uenv(sbatch: str, env: Mapping[str, str]) -> bool:
+    """CSCS's uenv Slurm plugin adds --uenv and --view to sbatch's options."""
+    try:
+        done = subprocess.run([sbatch, "--help"], env=dict(env), capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--uenv" in done.stdout
+
+
+def _names_output(sbatch_args: Sequence[str]) -> bool:
+    return any(arg in ("-o", "--output") or arg.startswith(("--output=", "-o"))
+               for arg in sbatch_args)
+
+
+SCRIPT = """#!/bin/sh
+# Written by `kernelctl submit` on {date}.
+# Runs {what}
+# in the environment of the Jupyter kernel '{kernel}' ({display_name}),
+# built on {base}. Needs nothing of kernelctl: the kernel's own launcher (last line)
+# {steps}checks that the base is here, then runs the command.
+#SBATCH --job-name={job_name}
+{sbatch_lines}
+# kernel.json's environment, as Jupyter gives it to the kernel:
+{exports}
+exec {command}
+"""
+
+
+def batch_script(target: KernelCommand, file: Path, command: Sequence[str],
+                 uenv_lines: Sequence[str], log: Optional[Path]) -> str:
+    kernel = target.kernel
+    binding = kernel.base
+    lines = list(uenv_lines) + ([f"#SBATCH --output={log}"] if log else [])
+    exports = {**_literal(target.spec_env), "KERNELCTL_KERNEL": kernel.name}
+    modules, conda = getattr(binding, "modules", None), getattr(binding, "conda_prefix", None)
+    steps = (f"loads the modules {modules.replace(',', ' ')}, " if modules else
+             f"activates the conda env {conda}, " if conda else "")
+    return SCRIPT.format(
+        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        what=("the notebook " if file.suffix == ".ipynb" else "the script ") + str(file),
+        kernel=kernel.name, display_name=kernel.display_name,
+        base=binding.label if binding else "its base", steps=steps,
+        job_name=re.sub(r"[^A-Za-z0-9._-]", "_", f"{kernel.name}-{file.stem}"),
+        sbatch_lines="\n".join(lines),
+        exports="\n".join(f"export {key}={shlex.quote(value)}" for key, value in exports.items()),
+        command=shlex.join([*target.launcher, *command]))
+
+
+def _literal(spec_env: Mapping[str, str]) -> dict:
+    """kernel.json stores `$` as `$$` (kernelctl freezes values, never ${VAR})."""
+    return {key: value.replace("$$", "$") for key, value in spec_env.items()}
+
+
+def _runner_text() -> str:
+    return resources.files("kernelctl").joinpath("resources", NOTEBOOK_RUNNER).read_text()
+
+
+def _sbatch(sbatch: str, request: SubmitRequest, script: Path, file: Path,
+            env: Mapping[str, str]) -> tuple:
+    """Submit; (job id, the job's exit code when --wait)."""
+    argv = [sbatch, "--parsable", *(["--wait"] if request.wait else []),
+            *request.sbatch_args, str(script)]
+    try:
+        done = subprocess.run(argv, env=dict(env), cwd=file.parent, capture_output=True,
+                              text=True)
+    except OSError as exc:
+        raise KernelctlError(f"cannot run sbatch: {exc.strerror}", "Check Slurm's setup.") from exc
+    job_id = done.stdout.strip().splitlines()[0].split(";")[0] if done.stdout.strip() else None
+    if not job_id:
+        raise KernelctlError(f"sbatch failed: {done.stderr.strip() or done.returncode}",
+                             f"The script is {script}; check the options passed after `--`.")
+    return job_id, (done.returncode if request.wait else None)
