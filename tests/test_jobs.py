@@ -153,6 +153,11 @@ def test_submit_on_a_module_base_loads_the_modules_in_the_job(module_tree, wheel
     assert seen["shadow"] == "2.0" and seen["prefix"].endswith("/venvs/alliance")
     assert "loads the modules StdEnv/2023 python/3.11.5 scipy-stack/2023b" in \
         Path(job["script"]).read_text()
+    script = tmp_path / "fit.py"
+    script.write_text(PROBE)
+    done = kernelctl("submit", "alliance", script, "--wait", "--json", env=plain, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert probe_of(Path(json.loads(done.stdout)["log"]).read_text()) == {**seen, "argv": []}
 
 
 def test_a_failing_notebook_fails_the_job_with_the_cells_error(uenv_kernel, slurm, tmp_path):

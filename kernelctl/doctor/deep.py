@@ -16,14 +16,17 @@ from kernelctl.model import KernelInfo
 from kernelctl.venvs import site_packages
 
 PARALLEL = 4
-PROBE = """
-import importlib.util, json, sys
+# Where a module would be imported from, without importing it (probes run it remotely).
+ORIGIN = """
+import importlib.util, json, os, sys
 def _kernelctl_origin(name):
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return None
     return spec.origin if spec else None
+"""
+PROBE = ORIGIN + """
 print(json.dumps({"executable": sys.executable, "prefix": sys.prefix,
                   "version": sys.version.split()[0],
                   "winners": {n: _kernelctl_origin(n) for n in %s}}))

@@ -12,20 +12,14 @@ import shutil
 import subprocess
 from typing import Iterator
 
+from kernelctl.doctor.deep import ORIGIN
 from kernelctl.doctor.report import CheckResult, Context, kernel_result
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo, Status
 
-PROBE = """
-import importlib.util, json, os, sys
-def origin(name):
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    return spec.origin if spec else None
+PROBE = ORIGIN + """
 print(json.dumps({"executable": sys.executable, "prefix": sys.prefix,
-                  "ipykernel": origin("ipykernel"),
+                  "ipykernel": _kernelctl_origin("ipykernel"),
                   **{var: os.environ.get(var) for var in ("VIRTUAL_ENV", "LOADEDMODULES",
                      "CONDA_PREFIX", "UENV_VIEW", "EBPYTHONPREFIXES")}}))
 """
