@@ -287,6 +287,48 @@ def doctor(
         raise typer.Exit(1)
 
 
+@app.command()
+def rebuild(
+    names: List[str] = typer.Argument(None, help="Kernels to rebuild.",
+                                      autocompletion=complete_kernels),
+    base: Optional[str] = typer.Option(
+        None, "--base", "-b", autocompletion=complete_bases,
+        help="The new base (as for create). Default: the kernel's own base, or, when that "
+        "is gone, the same uenv or modules at the versions this session has."),
+    stale: bool = typer.Option(False, "--stale", help="Every kernelctl kernel whose base "
+                               "or environment is gone or mismatched here."),
+    no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
+    find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
+    as_json: bool = typer.Option(False, "--json", help="Print {rebuilt: [KERNEL...]} as JSON."),
+) -> None:
+    """Make kernels' environments again (on a new base after the old one was retired),
+    with the packages you asked for; the old kernel stays until the new one starts."""
+    from kernelctl.rebuild import RebuildRequest, stale_kernels
+    from kernelctl.rebuild import rebuild as rebuild_kernel
+
+    renderer = Renderer(as_json)
+    chosen = list(names or []) + (_run(renderer, lambda: stale_kernels(os.environ))
+                                  if stale else [])
+    if not chosen:
+        _run(renderer, lambda: _nothing_to_rebuild(stale))
+    done = []
+    for name in dict.fromkeys(chosen):
+        request = RebuildRequest(name, base, no_index, tuple(find_links))
+        done.append(_run(renderer, lambda: rebuild_kernel(
+            request, os.environ, kernelctl_home(), renderer.progress, renderer.notice)))
+        renderer.rebuilt_one(done[-1])
+    renderer.rebuilt(done)
+
+
+def _nothing_to_rebuild(stale: bool) -> None:
+    from kernelctl.errors import KernelctlError
+
+    if stale:
+        raise KernelctlError("no kernelctl kernel is stale here", "`kernelctl list` shows them all.")
+    raise KernelctlError("no kernel given", "e.g. kernelctl rebuild myenv, or --stale for all "
+                         "whose base or environment is gone")
+
+
 @app.command(context_settings={"ignore_unknown_options": True})
 def run(
     name: str = typer.Argument(..., help="Kernel name.", autocompletion=complete_kernels),

@@ -90,23 +90,33 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
             locks(home, [name], [venv_root]), Transaction(home) as tx:
         make_room_for_kernel(kernel_dir, request.force, tx)
         _make_room_for_venv(venv_root, kernel_dir, request.force, env, tx)
-        venv = _build_venv(venv_root, base, request, name, env, progress, notice, tx)
-        progress(f"Writing the kernel {name}")
-        binding = replace(base.binding(), venv=str(venv.root),
-                          kernelctl_version=__version__, created=_now())
-        spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name(name),
-                          kernel_env(venv, base, base.frozen(env), own_bin()), binding,
-                          base.launcher_shell)
-        gone, unavailable = _explanations(request, base, name, venv)
-        launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
-                                   base.digest or "", gone, unavailable, base.layers,
-                                   base.launch_steps)
-        staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
-                              tx, launcher)
+        staged, kernel = build_kernel(request, base, name, venv_root, kernel_dir, env,
+                                      progress, notice, tx)
         install_staged(staged, kernel_dir, tx)
-    return KernelInfo(name=name, display_name=spec.display_name, language="python",
-                      resource_dir=kernel_dir, managed=True, status=Status.OK,
-                      base=binding, venv=venv.root)
+    return kernel
+
+
+def build_kernel(request: CreateRequest, base: Base, name: str, venv_root: Path,
+                 kernel_dir: Path, env: Mapping[str, str], progress: Progress,
+                 notice: Progress, tx: Transaction) -> Tuple[Path, KernelInfo]:
+    """The venv at `venv_root` and the kernel, staged (not yet at `kernel_dir`): the part
+    of create that `rebuild` shares."""
+    venv = _build_venv(venv_root, base, request, name, env, progress, notice, tx)
+    progress(f"Writing the kernel {name}")
+    binding = replace(base.binding(), venv=str(venv.root),
+                      kernelctl_version=__version__, created=_now())
+    spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name(name),
+                      kernel_env(venv, base, base.frozen(env), own_bin()), binding,
+                      base.launcher_shell)
+    gone, unavailable = _explanations(request, base, name, venv)
+    launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
+                               base.digest or "", gone, unavailable, base.layers,
+                               base.launch_steps)
+    staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
+                          tx, launcher)
+    return staged, KernelInfo(name=name, display_name=spec.display_name, language="python",
+                              resource_dir=kernel_dir, managed=True, status=Status.OK,
+                              base=binding, venv=venv.root, spec=spec)
 
 
 def _checked_venv_path(venv: Path) -> Path:

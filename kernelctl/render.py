@@ -200,6 +200,24 @@ class Renderer:
             return
         self.out.write(f"Stopped the engines of the kernel '{kernel}' and their controller.\n")
 
+    def rebuilt_one(self, rebuilt) -> None:
+        if self.as_json:
+            return
+        kernel = rebuilt.kernel
+        self.out.write(f"Rebuilt the kernel '{kernel.name}' on {kernel.base.label} (was "
+                       f"{rebuilt.base_before}); its environment is now {kernel.venv}.\n")
+        if rebuilt.packages:
+            self.out.write(f"  reinstalled: {redact(', '.join(rebuilt.packages))}\n")
+        if rebuilt.from_base:
+            self.out.write(f"  from the base: {redact(', '.join(rebuilt.from_base))}\n")
+
+    def rebuilt(self, done: list) -> None:
+        if self.as_json:
+            self._json({"rebuilt": [r.kernel.to_json() for r in done]})
+            return
+        self.out.write("Notebooks keep their kernel; restart running ones to use the new "
+                       "environment.\n")
+
     def installed(self, kernel: KernelInfo, what: list) -> None:
         if self.as_json:
             self._json(kernel.to_json())

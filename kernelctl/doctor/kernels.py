@@ -14,6 +14,7 @@ from kernelctl.environment import GUARD_MODULE, guard_roots
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.paths import kernelctl_home, missing, path_list
+from kernelctl.rebuild import rebuild_command
 from kernelctl.record import write_atomically
 from kernelctl.remove import apply_removals, plan_removal
 from kernelctl.venvs import home_of, sees_system_site_packages, site_packages, venv_of
@@ -29,9 +30,12 @@ def kernel_health(context: Context) -> Iterator[CheckResult]:
         elif kernel.status in (Status.OK, Status.UNKNOWN):
             yield kernel_result(kernel, "kernel.health", "ok", _healthy(kernel))
         elif kernel.status == Status.MISMATCH:
+            command = rebuild_command(kernel, context.env)
             yield kernel_result(kernel, "kernel.health", "warn",
                                 f"{kernel.name} cannot run in this session: {kernel.problems[0]}",
-                                _start_with(kernel))
+                                _start_with(kernel) + (f" Or rebuild it on this session's "
+                                                       f"base: {command}" if command else ""),
+                                _rebuild_fix(kernel, command, context))
         else:
             yield _broken(kernel, context)
 
@@ -51,14 +55,34 @@ def _start_with(kernel: KernelInfo) -> str:
             "Advanced options); or make a kernel for this session with kernelctl create.")
 
 
+def _rebuild_fix(kernel: KernelInfo, command: Optional[str], context: Context) -> Optional[Fix]:
+    """Rebuilding is safe to offer: the old kernel stays until the new one has started."""
+    if not command or "--base BASE" in command:
+        return None
+    from kernelctl.rebuild import RebuildRequest, rebuild
+
+    base = command.split(" --base ", 1)[1]
+    home = context.home or kernelctl_home(context.env)
+    def apply() -> None:
+        rebuild(RebuildRequest(kernel.name, base), context.env, home, lambda step: None,
+                lambda line: None)
+
+    return Fix(f"rebuild the kernel {kernel.name} on {base} ({command})", apply)
+
+
 def _broken(kernel: KernelInfo, context: Context) -> CheckResult:
     message = f"{kernel.name} will not start: {'; '.join(kernel.problems)}"
     venv_gone = kernel.managed and kernel.venv is not None and missing(kernel.venv)
+    command = rebuild_command(kernel, context.env)
     if not venv_gone:
         return kernel_result(kernel, "kernel.health", "fail", message,
+                             f"Rebuild it: {command}" if command else
                              f"See kernelctl show {kernel.name}; recreate it, or remove it "
-                             f"(kernelctl remove {kernel.name}).")
-    recreate = f"recreate it (kernelctl create --name {kernel.name} --force ...)"
+                             f"(kernelctl remove {kernel.name}).",
+                             _rebuild_fix(kernel, command, context))
+    recreate = (f"rebuild it ({command}; the packages added to the lost environment are "
+                "not known)" if command else
+                f"recreate it (kernelctl create --name {kernel.name} --force ...)")
     try:
         # The one removal path, with remove's own safety checks (a kernel directory
         # holding the user's files is never deleted).

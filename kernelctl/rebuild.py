@@ -1,0 +1,303 @@
+"""`kernelctl rebuild`: make a kernel's environment again, on its base or a new one.
+
+The new venv is built beside the old one and its kernel is started before anything
+is switched; then the kernel directory is swapped (same name, same display name, so
+notebooks keep their kernel) and the old venv deleted. Any failure before the switch
+leaves the old kernel as it was and no trace of the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping, Optional
+
+from kernelctl.bases import Base, resolve_base
+from kernelctl.create import CreateRequest, Progress, build_kernel
+from kernelctl.errors import KernelctlError, disk_errors
+from kernelctl.kernelspec import LAUNCHER, install_staged
+from kernelctl.model import KernelInfo, Status
+from kernelctl.proc import run
+from kernelctl.record import read_record, write_record
+from kernelctl.transaction import (
+    Transaction,
+    locks,
+    move_aside,
+    remove_path,
+    stop_signals_raise,
+    sweep_leftovers,
+)
+
+START_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class RebuildRequest:
+    name: str
+    base: Optional[str] = None  # None: the kernel's own base (what the site has now)
+    no_index: bool = False
+    find_links: tuple = ()
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    kernel: KernelInfo
+    base_before: str
+    packages: tuple  # reinstalled in the new venv
+    from_base: tuple  # requested, but the new base already has them: not reinstalled
+
+
+def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
+            progress: Progress, notice: Progress) -> Rebuilt:
+    from kernelctl.inventory import find_kernel
+
+    kernel = find_kernel(request.name, env)
+    old_venv = _rebuildable(kernel)
+    binding = kernel.base
+    assert binding is not None and kernel.spec is not None
+    spec = request.base or same_base(kernel)
+    if request.base is None and spec != exact_base(kernel):
+        notice(f"the kernel's base {binding.label} is not here; rebuilding on what this "
+               f"session has: --base {spec}")
+    progress(f"Inspecting the base {spec}")
+    base = resolve_base(spec, env)
+    wanted, requirement_files = _requests(old_venv, notice)
+    provided = _provided_by(base, env)
+    keep = tuple(r for r in wanted if not _satisfied(r, provided))
+    from_base = tuple(r for r in wanted if r not in keep)
+    if from_base:
+        notice("the new base already has " + ", ".join(
+            f"{r} ({provided[_name(r)]})" for r in from_base) + ": not reinstalled")
+    sweep_leftovers(home)
+    with disk_errors("rebuilding the kernel"), stop_signals_raise(), \
+            locks(home, [kernel.name], [old_venv]), Transaction(home) as tx:
+        new_venv = _beside(old_venv, kernel.name)
+        create = CreateRequest(base=base.spec, name=kernel.name,
+                               display_name=kernel.display_name, venv=new_venv, packages=keep,
+                               requirement_files=requirement_files, no_index=request.no_index,
+                               find_links=request.find_links)
+        with locks(home, (), [new_venv]):
+            staged, made = build_kernel(create, base, kernel.name, new_venv,
+                                        kernel.resource_dir, env, progress, notice, tx)
+        progress(f"Starting the new kernel {kernel.name} to check it")
+        _check_starts(staged, made, env)
+        _remember(new_venv, from_base)
+        progress(f"Switching {kernel.name} to the new environment")
+        move_aside(kernel.resource_dir, tx, beside=kernel.resource_dir.parent.parent)
+        install_staged(staged, kernel.resource_dir, tx)
+        if os.path.isdir(old_venv):
+            move_aside(old_venv, tx)  # deleted once the switch stands
+    return Rebuilt(made, binding.label, keep, from_base)
+
+
+def _remember(venv: Path, from_base: tuple) -> None:
+    """The record keeps every request, also those the base meets now: the next base
+    may not."""
+    record = read_record(venv)
+    if record is not None and from_base:
+        write_record(venv, replace(record, packages=tuple(dict.fromkeys(
+            [*record.packages, *from_base]))))
+
+
+def stale_kernels(env: Mapping[str, str]) -> list:
+    """kernelctl's Python kernels that cannot start here: base or venv gone, mismatched."""
+    from kernelctl.inventory import find_kernels
+
+    return [k.name for k in find_kernels(env) if k.managed and k.base is not None
+            and not k.base.adopted and k.language == "python"
+            and k.status in (Status.MISMATCH, Status.BROKEN)]
+
+
+def exact_base(kernel: KernelInfo) -> str:
+    """The --base that names the kernel's base exactly (pinned versions)."""
+    binding = kernel.base
+    assert binding is not None
+    return {"uenv": f"uenv:{binding.label}", "container": "container"}.get(
+        binding.kind, binding.label)
+
+
+def same_base(kernel: KernelInfo) -> str:
+    """The kernel's base as this session has it: exactly when the kernel is fine here,
+    else the same uenv or modules at the versions the site has now."""
+    binding = kernel.base
+    assert binding is not None
+    if kernel.status is Status.OK or binding.kind not in ("uenv", "module"):
+        return exact_base(kernel)
+    if binding.kind == "uenv":
+        return f"uenv:{binding.name}"
+    modules = getattr(binding, "modules", None) or ""
+    return "module:" + ",".join(m.split("/")[0] for m in modules.split(",") if m)
+
+
+def rebuild_command(kernel: KernelInfo, env: Mapping[str, str]) -> Optional[str]:
+    """The exact `kernelctl rebuild` that makes a stale kernel work in this session, or
+    None when it cannot be rebuilt (not kernelctl's, not Python)."""
+    try:
+        _rebuildable(kernel)
+    except KernelctlError:
+        return None
+    spec = same_base(kernel)
+    try:
+        base = resolve_base(spec, env)
+    except KernelctlError:
+        return f"kernelctl rebuild {kernel.name} --base BASE (a base this session has)"
+    return f"kernelctl rebuild {kernel.name} --base {base.spec}"
+
+
+def _rebuildable(kernel: KernelInfo) -> Path:
+    binding = kernel.base
+    if not kernel.managed or binding is None or kernel.spec is None:
+        raise KernelctlError(f"the kernel '{kernel.name}' was not made by kernelctl",
+                             f"Let kernelctl take it over first: kernelctl adopt {kernel.name}")
+    if binding.adopted or kernel.language != "python" or kernel.venv is None:
+        raise KernelctlError(
+            f"the kernel '{kernel.name}' uses an environment kernelctl did not make"
+            if binding.adopted else f"the kernel '{kernel.name}' is not a Python kernel "
+            "with a kernelctl environment",
+            "Rebuild that environment with its own tools; `kernelctl julia` remakes Julia "
+            "kernels." if not binding.adopted else "Rebuild it with its own tools, then "
+            f"`kernelctl adopt` it again.")
+    return Path(kernel.venv)
+
+
+def _requests(venv: Path, notice: Progress) -> tuple:
+    """(requirements, requirement files) the user asked for, from the venv's record;
+    without a record, the distributions the venv itself holds (never the base's)."""
+    record = read_record(venv) if os.path.isdir(venv) else None
+    if record is not None:
+        files = tuple(f for f in record.requirement_files if os.path.isfile(f))
+        lost = [f for f in record.requirement_files if f not in files]
+        if lost:
+            notice(f"requirement files no longer there, skipped: {', '.join(lost)}")
+        return tuple(p for p in record.packages if _name(p) != "ipykernel"), files
+    held = _venv_distributions(venv)
+    if held:
+        notice(f"{venv} has no kernelctl record: reinstalling what it holds itself "
+               f"({', '.join(held)})")
+    else:
+        notice(f"{venv} is gone: the packages added to it are not known; rebuilding "
+               "with the base's packages only")
+    return held, ()
+
+
+def _venv_distributions(venv: Path) -> tuple:
+    """The top-level distributions installed in the venv itself (what no other one there
+    requires), by name, without pip's own."""
+    from importlib.metadata import distributions
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    site = next(iter(venv.glob("lib/python*/site-packages")), None)
+    if site is None:
+        return ()
+    found = {d.metadata["Name"].lower().replace("_", "-"): d for d in distributions(path=[str(site)])
+             if d.metadata["Name"]}
+    required = set()
+    for dist in found.values():
+        for line in dist.requires or []:
+            try:
+                required.add(Requirement(line).name.lower().replace("_", "-"))
+            except InvalidRequirement:
+                continue
+    plumbing = {"pip", "setuptools", "wheel", "ipykernel"}
+    return tuple(sorted(n for n in found if n not in required and n not in plumbing))
+
+
+PROVIDED = """
+import importlib.metadata as m, json
+print(json.dumps({(d.metadata["Name"] or "").lower().replace("_", "-"): d.version
+                  for d in m.distributions() if d.metadata["Name"]}))
+"""
+
+
+def _provided_by(base: Base, env: Mapping[str, str]) -> dict:
+    """The distributions the base's Python sees (its site-packages, view, layers)."""
+    active = dict(base.activated(env))
+    if base.pythonpath:
+        active["PYTHONPATH"] = os.pathsep.join(base.pythonpath)
+    try:
+        return json.loads(run([base.python, "-c", PROVIDED], env=active,
+                              what=f"listing the packages of {base.python}", timeout=120))
+    except (KernelctlError, ValueError):
+        return {}
+
+
+def _name(requirement: str) -> str:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        return Requirement(requirement).name.lower().replace("_", "-")
+    except InvalidRequirement:
+        return requirement.lower()
+
+
+def _satisfied(requirement: str, provided: dict) -> bool:
+    """Whether the base has a version that meets `requirement` (URLs and files never)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        parsed = Requirement(requirement)
+    except InvalidRequirement:
+        return False
+    version = provided.get(parsed.name.lower().replace("_", "-"))
+    return (version is not None and not parsed.url
+            and parsed.specifier.contains(version, prereleases=True))
+
+
+def _beside(venv: Path, kernel: str) -> Path:
+    """A free path next to the old venv (venvs cannot be moved once made). One left by a
+    rebuild of this kernel that was killed before its switch is taken back."""
+    stem = re.sub(r"-\d+$", "", venv.name)
+    for candidate in [venv.parent / stem] + [venv.parent / f"{stem}-{i}" for i in range(2, 100)]:
+        if not os.path.lexists(candidate):  # the old one too, when it is gone
+            return candidate
+        if candidate == venv:
+            continue
+        record = read_record(candidate) if os.path.isdir(candidate) else None
+        if record is not None and record.kernel == kernel:
+            remove_path(candidate)
+            return candidate
+    raise KernelctlError(f"no free name next to {venv}", "Remove old environments there.")
+
+
+def _check_starts(staged: Path, made: KernelInfo, env: Mapping[str, str]) -> None:
+    """Start the staged kernel through its own launcher and run a line of code in it."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    assert made.spec is not None
+    spec = made.spec.to_dict()
+    spec["argv"] = [str(staged / LAUNCHER) if arg == str(made.resource_dir / LAUNCHER) else arg
+                    for arg in spec["argv"]]
+    with tempfile.TemporaryDirectory(prefix="kernelctl-check-") as kernels:
+        os.makedirs(os.path.join(kernels, "check"))
+        with open(os.path.join(kernels, "check", "kernel.json"), "w") as out:
+            json.dump(spec, out)
+        manager = KernelManager(kernel_name="check",
+                                kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]))
+        with tempfile.TemporaryFile() as output:
+            try:
+                manager.start_kernel(env=dict(env), stdout=output, stderr=output)
+                client = manager.client()
+                client.start_channels()
+                try:
+                    client.wait_for_ready(timeout=START_TIMEOUT)
+                    reply = client.execute_interactive("import sys", timeout=START_TIMEOUT)
+                finally:
+                    client.stop_channels()
+                if reply["content"]["status"] != "ok":
+                    raise RuntimeError(reply["content"].get("evalue"))
+            except Exception as exc:  # any failure to start is the finding
+                output.seek(0)
+                tail = output.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+                raise KernelctlError(
+                    f"the rebuilt kernel did not start ({exc}); the old one is unchanged"
+                    + "".join(f"\n  {line}" for line in tail),
+                    "kernelctl doctor --deep shows what the old one does.") from exc
+            finally:
+                if manager.has_kernel:
+                    manager.shutdown_kernel(now=True)
