@@ -98,19 +98,28 @@ def create(
     no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
     find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
     force: bool = typer.Option(False, "--force", help="Replace a kernel/environment of that name."),
+    from_file: Optional[Path] = typer.Option(
+        None, "--from", help="A kernel definition (kernelctl export): its base, names and "
+        "packages; options given here override it."),
     as_json: bool = typer.Option(False, "--json", help="Print the created kernel as JSON."),
 ) -> None:
     """Create a virtualenv on top of a base image and a Jupyter kernel that uses it."""
     from kernelctl.create import CreateRequest
     from kernelctl.create import create as create_kernel
+    from kernelctl.definition import create_from
 
     renderer = Renderer(as_json)
     request = CreateRequest(
         base=base, name=name, display_name=display_name, venv=venv, prefix=prefix,
         packages=tuple(package), requirement_files=tuple(requirement), no_index=no_index,
         find_links=tuple(find_links), force=force)
-    kernel = _run(renderer, lambda: create_kernel(request, os.environ, kernelctl_home(),
-                                                  renderer.progress, renderer.notice))
+    home = kernelctl_home()
+    if from_file is not None:
+        kernel = _run(renderer, lambda: create_from(from_file, request, os.environ, home,
+                                                    renderer.progress, renderer.notice))
+    else:
+        kernel = _run(renderer, lambda: create_kernel(request, os.environ, home,
+                                                      renderer.progress, renderer.notice))
     renderer.created(kernel)
 
 
@@ -285,6 +294,32 @@ def doctor(
     renderer.doctor_report(results)
     if failed(results):
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    name: str = typer.Argument(..., help="Kernel name.", autocompletion=complete_kernels),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write it here (default: print it)."),
+) -> None:
+    """Write a kernel's definition (base, package requests and versions, names) as TOML;
+    `kernelctl create --from FILE` makes the kernel again, here or elsewhere."""
+    from kernelctl.definition import export as export_kernel
+    from kernelctl.inventory import find_kernel
+
+    renderer = Renderer()
+    text = _run(renderer, lambda: export_kernel(find_kernel(name, os.environ)).to_toml())
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+
+    def write() -> None:
+        from kernelctl.record import write_atomically
+
+        write_atomically(Path(os.path.abspath(output)), text)
+
+    _run(renderer, write)
+    renderer.notice(f"wrote the definition of '{name}' to {output}")
 
 
 @app.command()

@@ -118,3 +118,54 @@ def test_doctor_fix_rebuilds_a_mismatched_kernel(kernel_on_a, image_b, test_whee
     assert listed(env=session_b)["work"]["status"] == "ok", fixed.stdout + fixed.stderr
     seen = json.loads(run_in_kernel("work", CODE, session_b))
     assert seen["shadow"] == "2.0"
+
+
+def test_export_then_create_from_on_another_home_reproduces_the_kernel(
+        kernel_on_a, tmp_path, image_b, test_wheels, monkeypatch):
+    kernel, session_a = kernel_on_a
+    definition = tmp_path / "work.toml"
+    done = kernelctl("export", "work", "-o", definition, env=session_a)
+    assert done.returncode == 0, done.stderr
+    text = definition.read_text()
+    assert 'spec = "uenv:prgenv-gnu/24.11:v1"' in text and 'display_name = "My analysis"' in text
+    assert kernelctl("export", "work", env=session_a).stdout == text  # stdout by default
+
+    colleague = tmp_path / "colleague"
+    colleague.mkdir()
+    elsewhere = {**session_a, "HOME": str(colleague),
+                 "KERNELCTL_HOME": str(colleague / ".local/share/kernelctl"),
+                 "JUPYTER_DATA_DIR": str(colleague / ".local/share/jupyter")}
+    done = kernelctl("create", "--from", definition, "--no-index", "--find-links", test_wheels,
+                     "--json", env=elsewhere)
+    assert done.returncode == 0, done.stderr
+    copy = json.loads(done.stdout)
+    assert copy["name"] == "work" and copy["display_name"] == "My analysis"
+    assert copy["venv"].startswith(str(colleague)) and "differs from" not in done.stderr
+    mine = os.environ["JUPYTER_DATA_DIR"]
+    monkeypatch.setenv("JUPYTER_DATA_DIR", elsewhere["JUPYTER_DATA_DIR"])  # their Jupyter
+    seen = json.loads(run_in_kernel("work", CODE, elsewhere))
+    assert seen["shadow"] == "2.0" and seen["prefix"] == copy["venv"]
+    monkeypatch.setenv("JUPYTER_DATA_DIR", mine)
+
+    # On another base, with the name overridden: it says what came out differently.
+    session_b = {**image_b.session_env(dict(os.environ))}
+    done = kernelctl("create", "--from", definition, "--base", "uenv:prgenv-gnu/25.04:v1",
+                     "--name", "work-b", "--no-index", "--find-links", test_wheels, env=session_b)
+    assert done.returncode == 0, done.stderr
+    assert "differs from" in done.stderr and "base: prgenv-gnu/25.04:v1 here" in done.stderr
+
+
+def test_create_from_a_bad_definition_says_which_key(tmp_path, prgenv_image):
+    session = prgenv_image.session_env(dict(os.environ))
+    bad = tmp_path / "bad.toml"
+    for text, phrase in [("format = 1\nname = 'x'\n", "'display_name' must be a string (it is missing)"),
+                         ("format = 2\n", "format 2"),
+                         ("not toml [", "is not a kernel definition"),
+                         ('format = 1\nname = "x"\ndisplay_name = "x"\nflavour = "julia"\n'
+                          '[base]\nspec = "julia"\n', "defines a Julia kernel")]:
+        bad.write_text(text)
+        assert_user_error(kernelctl("create", "--from", bad, env=session), phrase)
+    assert_user_error(kernelctl("create", "--from", tmp_path / "none.toml", env=session),
+                      "does not exist")
+    assert not (Path(os.environ["KERNELCTL_HOME"]) / "venvs").exists() or \
+        not list((Path(os.environ["KERNELCTL_HOME"]) / "venvs").iterdir())

@@ -1,0 +1,195 @@
+"""Kernel definitions: `kernelctl export` writes one, `kernelctl create --from` reads it.
+
+A small TOML file (docs/definitions.md): the base that names the kernel's base, the
+user's package requests and the versions its environment held, the names, the flavour.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import tomli_w
+
+from kernelctl.errors import KernelctlError
+from kernelctl.model import KernelInfo
+from kernelctl.record import read_record
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FORMAT = 1
+KIND_WORDS = {str: "a string", int: "an integer", dict: "a table"}
+PLUMBING = {"pip", "setuptools", "wheel"}
+
+
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    display_name: str
+    base: str  # a --base
+    base_label: str
+    flavour: str = "python"
+    requested: tuple = ()
+    resolved: dict = field(default_factory=dict)  # name -> version, in the venv itself
+
+    def to_toml(self) -> str:
+        header = ("# A kernelctl kernel definition: `kernelctl create --from THIS_FILE` makes "
+                  "the kernel again\n# (add --base to build it on another base). "
+                  "Format: docs/definitions.md\n")
+        return header + tomli_w.dumps({
+            "format": FORMAT, "name": self.name, "display_name": self.display_name,
+            "flavour": self.flavour,
+            "base": {"spec": self.base, "label": self.base_label},
+            "packages": {"requested": list(self.requested), "resolved": dict(self.resolved)},
+        })
+
+
+def export(kernel: KernelInfo) -> Definition:
+    from kernelctl.rebuild import exact_base
+
+    binding = kernel.base
+    if not kernel.managed or binding is None:
+        raise KernelctlError(f"the kernel '{kernel.name}' was not made by kernelctl",
+                             f"Let kernelctl take it over first: kernelctl adopt {kernel.name}")
+    if binding.kind == "julia":
+        flavour = "julia-nsys" if "nsys" in kernel.name else "julia"
+        return Definition(kernel.name, kernel.display_name, binding.label or "julia",
+                          binding.label or "", flavour)
+    venv = Path(kernel.venv) if kernel.venv else None
+    record = read_record(venv) if venv and os.path.isdir(venv) else None
+    if venv is None or record is None:
+        raise KernelctlError(f"the kernel '{kernel.name}' has no environment record "
+                             f"({kernel.venv} is gone or not kernelctl's)",
+                             f"Rebuild it first (kernelctl rebuild {kernel.name}), or adopt it.")
+    requested = [p for p in record.packages if p != "ipykernel"]
+    for requirements in record.requirement_files:
+        requested += _requirement_lines(Path(requirements))
+    return Definition(kernel.name, kernel.display_name, exact_base(kernel), binding.label,
+                      "python", tuple(dict.fromkeys(requested)), venv_versions(venv))
+
+
+def _requirement_lines(path: Path) -> list:
+    """A requirements file's requirements (no comments, no pip options), inlined: the
+    definition travels without the file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise KernelctlError(f"cannot read the requirements file {path}: {exc.strerror}",
+                             "Put it back, or export after `kernelctl install` of its "
+                             "packages.") from exc
+    return [line.split("#", 1)[0].strip() for line in lines
+            if line.split("#", 1)[0].strip() and not line.lstrip().startswith("-")]
+
+
+def venv_versions(venv: Path) -> dict:
+    """{name: version} of the distributions in the venv itself (not the base's)."""
+    from importlib.metadata import distributions
+
+    site = next(iter(venv.glob("lib/python*/site-packages")), None)
+    if site is None:
+        return {}
+    found = {}
+    for dist in distributions(path=[str(site)]):
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name and name not in PLUMBING:
+            found[name] = dist.version
+    return dict(sorted(found.items()))
+
+
+def read(path: Path) -> Definition:
+    """A definition file, checked key by key."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise KernelctlError(f"{path} does not exist", "Check the path.") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise KernelctlError(f"{path} is not a kernel definition: {exc}",
+                             "Make one with kernelctl export NAME -o FILE.") from exc
+
+    def get(table: Mapping, key: str, kind: type, where: str = ""):
+        value = table.get(key)
+        if not isinstance(value, kind):
+            raise KernelctlError(
+                f"{path}: '{where}{key}' must be {KIND_WORDS[kind]}"
+                f"{' (it is missing)' if value is None else f', not {value!r}'}",
+                "See docs/definitions.md, or export the kernel again.")
+        return value
+
+    if get(data, "format", int) != FORMAT:
+        raise KernelctlError(f"{path} has format {data['format']}; this kernelctl reads {FORMAT}",
+                             "Upgrade kernelctl, or export the kernel again.")
+    name, display_name = get(data, "name", str), get(data, "display_name", str)
+    flavour = get(data, "flavour", str)
+    base = get(data, "base", dict)
+    spec = get(base, "spec", str, "base.")
+    packages = data.get("packages", {})
+    if not isinstance(packages, dict):
+        raise KernelctlError(f"{path}: 'packages' must be a table", "See docs/definitions.md.")
+    requested = packages.get("requested", [])
+    resolved = packages.get("resolved", {})
+    if not isinstance(requested, list) or not all(isinstance(r, str) for r in requested):
+        raise KernelctlError(f"{path}: 'packages.requested' must be a list of strings",
+                             "See docs/definitions.md.")
+    if not isinstance(resolved, dict) or not all(isinstance(v, str) for v in resolved.values()):
+        raise KernelctlError(f"{path}: 'packages.resolved' must map names to version strings",
+                             "See docs/definitions.md.")
+    return Definition(name, display_name, spec, str(base.get("label", "")), flavour,
+                      tuple(requested), dict(resolved))
+
+
+def differences(definition: Definition, kernel: KernelInfo) -> list:
+    """What the kernel made from `definition` has that differs from it, one line each."""
+    lines = []
+    label = kernel.base.label if kernel.base else ""
+    if definition.base_label and label != definition.base_label:
+        lines.append(f"base: {label} here, {definition.base_label} in the definition")
+    here = venv_versions(Path(kernel.venv)) if kernel.venv else {}
+    asked = {_name(r) for r in definition.requested}
+    for name, version in definition.resolved.items():
+        if name not in asked:
+            continue  # dependencies follow the requests and the base
+        if name not in here:
+            lines.append(f"{name}: from the base here (not in the environment), "
+                         f"{version} in the definition")
+        elif here[name] != version:
+            lines.append(f"{name}: {here[name]} here, {version} in the definition")
+    return lines
+
+
+def _name(requirement: str) -> str:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        return Requirement(requirement).name.lower().replace("_", "-")
+    except InvalidRequirement:
+        return requirement.lower()
+
+
+def create_from(path: Path, request, env: Mapping[str, str], home: Path, progress,
+                notice) -> KernelInfo:
+    """`create --from FILE`: the definition's base, names and requests, under what the
+    command line overrides; then what came out differently, one notice each."""
+    from dataclasses import replace
+
+    from kernelctl.create import create
+
+    definition = read(path)
+    if definition.flavour != "python":
+        raise KernelctlError(
+            f"{path} defines a Julia kernel ('{definition.flavour}')",
+            "Make it with kernelctl julia" + (" --nsys" if "nsys" in definition.flavour else "")
+            + " on a system with that Julia.")
+    request = replace(request, base=request.base or definition.base,
+                      name=request.name or definition.name,
+                      display_name=request.display_name or definition.display_name,
+                      packages=(*definition.requested, *request.packages))
+    kernel = create(request, env, home, progress, notice)
+    for line in differences(definition, kernel):
+        notice(f"differs from {path}: {line}")
+    return kernel
