@@ -74,8 +74,14 @@ demo: setup wheelhouse
 	$(BIN)/kernelctl list
 	$(BIN)/python tests/demo_kernel.py kernelctl-demo
 
-bench: setup wheelhouse
+# numpy, pandas, matplotlib and ipykernel as wheels, for bench_install (one download).
+build/wheelhouse-sci/.done: $(BIN)/kernelctl
+	$(BIN)/pip download --quiet --dest build/wheelhouse-sci ipykernel numpy pandas matplotlib
+	touch $@
+
+bench: setup wheelhouse build/wheelhouse-sci/.done
 	$(BIN)/python bench/bench_create.py
+	$(BIN)/python bench/bench_install.py
 	$(BIN)/python bench/bench_list.py
 	$(BIN)/python bench/bench_kernel_start.py
 	$(BIN)/python bench/bench_base_start.py

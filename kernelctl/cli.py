@@ -98,6 +98,8 @@ def create(
     no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
     find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
     force: bool = typer.Option(False, "--force", help="Replace a kernel/environment of that name."),
+    installer: str = typer.Option("auto", "--installer", help="auto (uv when installed, "
+                                  "else pip), pip or uv."),
     from_file: Optional[Path] = typer.Option(
         None, "--from", help="A kernel definition (kernelctl export): its base, names and "
         "packages; options given here override it."),
@@ -112,7 +114,7 @@ def create(
     request = CreateRequest(
         base=base, name=name, display_name=display_name, venv=venv, prefix=prefix,
         packages=tuple(package), requirement_files=tuple(requirement), no_index=no_index,
-        find_links=tuple(find_links), force=force)
+        find_links=tuple(find_links), force=force, installer=installer)
     home = kernelctl_home()
     if from_file is not None:
         kernel = _run(renderer, lambda: create_from(from_file, request, os.environ, home,
@@ -186,6 +188,8 @@ def install(
                                            help="Requirements file (repeatable)."),
     no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
     find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
+    installer: str = typer.Option("auto", "--installer", help="auto (uv when installed, "
+                                  "else pip), pip or uv."),
     as_json: bool = typer.Option(False, "--json", help="Print the kernel as JSON."),
 ) -> None:
     """Install packages into a kernelctl kernel's environment, winning over the base's."""
@@ -195,7 +199,7 @@ def install(
     wanted = [*(packages or []), *package]
     kernel = _run(renderer, lambda: install_into(
         name, wanted, requirement, no_index, find_links, os.environ, kernelctl_home(),
-        renderer.progress))
+        renderer.progress, installer))
     renderer.installed(kernel, [*wanted, *(f"-r {r}" for r in requirement)])
 
 
@@ -334,6 +338,8 @@ def rebuild(
                                "or environment is gone or mismatched here."),
     no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
     find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
+    installer: str = typer.Option("auto", "--installer", help="auto (uv when installed, "
+                                  "else pip), pip or uv."),
     as_json: bool = typer.Option(False, "--json", help="Print {rebuilt: [KERNEL...]} as JSON."),
 ) -> None:
     """Make kernels' environments again (on a new base after the old one was retired),
@@ -348,7 +354,7 @@ def rebuild(
         _run(renderer, lambda: _nothing_to_rebuild(stale))
     done = []
     for name in dict.fromkeys(chosen):
-        request = RebuildRequest(name, base, no_index, tuple(find_links))
+        request = RebuildRequest(name, base, no_index, tuple(find_links), installer)
         done.append(_run(renderer, lambda: rebuild_kernel(
             request, os.environ, kernelctl_home(), renderer.progress, renderer.notice)))
         renderer.rebuilt_one(done[-1])

@@ -19,6 +19,7 @@ from kernelctl.environment import (
     pip_options,
 )
 from kernelctl.errors import KernelctlError, NameTaken, disk_errors
+from kernelctl.installers import choose
 from kernelctl.kernelspec import (
     LAUNCHER,
     build_spec,
@@ -61,6 +62,7 @@ class CreateRequest:
     no_index: bool = False
     find_links: tuple = ()
     force: bool = False
+    installer: str = "auto"  # auto (uv when installed, else pip), pip or uv
 
 
 def create(request: CreateRequest, env: Mapping[str, str], home: Path,
@@ -68,6 +70,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     """`notice`: what the user must read even when not watching progress (which base
     was chosen for them, an offline install the recipe asked for)."""
     check_pip_inputs(request.requirement_files, request.find_links)
+    choose(request.installer, env)  # an unknown or missing installer, before any work
     if request.name is not None:
         check_kernel_name(request.name)
     venv_root = _checked_venv_path(request.venv) if request.venv else None
@@ -183,14 +186,16 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
     run_env = {**active, **kernel_env(venv, base, active, own_bin())}
     packages = [*base.packages, *request.packages]
     missing = [] if base.interpreter.ipykernel else ["ipykernel"]
+    uv = choose(request.installer, env)
     if packages or missing or request.requirement_files:
-        progress(f"Installing {redact(', '.join(packages + missing)) or 'requirements'} (pip)")
+        progress(f"Installing {redact(', '.join(packages + missing)) or 'requirements'} "
+                 f"({'uv' if uv else 'pip'})")
     if base.no_index and not request.no_index:
         notice(f"installing offline (--no-index), as the recipe {base.recipe} says: pip "
                "finds packages in the site's wheelhouse (its pip configuration)")
     install_packages(venv, packages, request.requirement_files,
                      pip_options(request.no_index or base.no_index, request.find_links),
-                     run_env, also=missing)
+                     run_env, also=missing, uv=uv)
     checked = probe(venv.python, run_env)
     if checked.ipykernel is None or not same_path(checked.prefix, root):
         raise KernelctlError(f"the new environment {root} cannot import ipykernel",

@@ -102,7 +102,7 @@ def check_pip_inputs(requirement_files: Sequence[Path], find_links: Sequence[str
 
 def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Sequence[Path],
                      pip_options: Sequence[str], env: Mapping[str, str],
-                     also: Sequence[str] = ()) -> None:
+                     also: Sequence[str] = (), uv: Optional[str] = None) -> None:
     """pip-install into the venv so that what the user names lands here and wins.
 
     Plain pip answers "Requirement already satisfied" when the base has a copy, so the
@@ -110,7 +110,16 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
     is never touched: pip leaves it alone). A second, ordinary run then adds their
     dependencies and `also` (e.g. ipykernel), reusing whatever the base already has.
     """
-    pip = [str(venv.python), "-m", "pip", "install", "--no-warn-script-location", *pip_options]
+    if uv is not None:
+        if requested or requirement_files or also:
+            from kernelctl.installers import uv_install
+
+            uv_install(uv, venv, requested, requirement_files, pip_options, env, also)
+        return
+    # --no-compile: as uv, no bytecode at install time; Python writes it on first import
+    # (measured in bench/bench_install.py: installs take much less, a first import more).
+    pip = [str(venv.python), "-m", "pip", "install", "--no-warn-script-location", "--no-compile",
+           *pip_options]
     requirements = [arg for path in requirement_files for arg in ("-r", str(path))]
     # PIP_REQUIRE_VIRTUALENV: should the venv's pyvenv.cfg vanish, its python is the base
     # interpreter, and pip must refuse rather than install into the base.
@@ -129,14 +138,14 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
         missing = NOT_FOUND_RE.search(exc.message)
         if missing is None:
             raise
-        raise _not_found(missing.group(1), venv, pip_options, pip_env) from exc
+        raise not_found(missing.group(1), venv, pip_options, pip_env) from exc
 
 
 NOT_FOUND_RE = re.compile(r"No matching distribution found for ([^\s;]+)")
 
 
-def _not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
-               env: Mapping[str, str]) -> KernelctlError:
+def not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
+              env: Mapping[str, str], tool: str = "pip") -> KernelctlError:
     """The distribution pip could not find, where it looked (the options given and pip's
     own configuration), and how to fill a wheelhouse from a node that is online."""
     name = re.split(r"[<>=!~\[ ]", requirement, 1)[0]
@@ -159,7 +168,7 @@ def _not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
     version = ".".join(venv.python.resolve().name.replace("python", "").split(".")[:2]) \
         or "3.X"
     return KernelctlError(
-        f"pip found no distribution of {name}"
+        f"{tool} found no distribution of {name}"
         + (f" ({requirement})" if requirement != name else "") + f"; it looked in: {where}",
         f"On a login node (online), put it in the wheelhouse: pip download --dest "
         f"{wheelhouse} --only-binary=:all: --python-version {version} {requirement!r}"

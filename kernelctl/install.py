@@ -20,15 +20,17 @@ from kernelctl.transaction import (
     stop_signals_raise,
     sweep_leftovers,
 )
+from kernelctl.installers import choose
 from kernelctl.venvs import CONFIG, Venv, open_venv
 
 
 def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path],
             no_index: bool, find_links: Sequence[str], env: Mapping[str, str], home: Path,
-            progress: Callable[[str], None]) -> KernelInfo:
+            progress: Callable[[str], None], installer: str = "auto") -> KernelInfo:
     if not packages and not requirement_files:
         raise KernelctlError("nothing to install", "Name packages, or pass -r FILE.")
     check_pip_inputs(requirement_files, find_links)
+    uv = choose(installer, env)
     kernel, root, _ = _installable(find_kernel(name, env))
     sweep_leftovers(home)
     with disk_errors("installing"), stop_signals_raise(), locks(home, [kernel.name], [root]):
@@ -40,7 +42,8 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
                  f"into {root}")
         with _pip_interruptible(venv):
             install_packages(venv, packages, requirement_files,
-                             pip_options(no_index, find_links), {**env, **spec.values()})
+                             pip_options(no_index, find_links), {**env, **spec.values()},
+                             uv=uv)
         write_record(root, replace(
             record,
             packages=tuple(dict.fromkeys([*record.packages, *map(redact, packages)])),

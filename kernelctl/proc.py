@@ -68,8 +68,12 @@ def run(
         raise
     if process.returncode != 0 and not any_exit:
         output = redact((stdout + stderr).strip())
-        if any(marker in output for marker in DISK_FULL_MARKERS):
-            raise disk_full_error(what, _tail(output, 3))
+        # Killed by SIGXFSZ: a write went past the file-size limit (ulimit -f), which a
+        # program that does not ignore the signal (uv) reports no other way.
+        if any(marker in output for marker in DISK_FULL_MARKERS) \
+                or process.returncode == -signal.SIGXFSZ:
+            raise disk_full_error(what, _tail(output, 3) if process.returncode != -signal.SIGXFSZ
+                                  else "a file grew past the file-size limit (ulimit -f)")
         raise CommandFailed(
             f"{what} failed (exit {process.returncode}):\n{_tail(output, OUTPUT_TAIL_LINES)}",
             hint,

@@ -41,6 +41,7 @@ class RebuildRequest:
     base: Optional[str] = None  # None: the kernel's own base (what the site has now)
     no_index: bool = False
     find_links: tuple = ()
+    installer: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
         create = CreateRequest(base=base.spec, name=kernel.name,
                                display_name=kernel.display_name, venv=new_venv, packages=keep,
                                requirement_files=requirement_files, no_index=request.no_index,
-                               find_links=request.find_links)
+                               find_links=request.find_links, installer=request.installer)
         with locks(home, (), [new_venv]):
             staged, made = build_kernel(create, base, kernel.name, new_venv,
                                         kernel.resource_dir, env, progress, notice, tx)
@@ -217,8 +218,8 @@ print(json.dumps({(d.metadata["Name"] or "").lower().replace("_", "-"): d.versio
 def _provided_by(base: Base, env: Mapping[str, str]) -> dict:
     """The distributions the base's Python sees (its site-packages, view, layers)."""
     active = dict(base.activated(env))
-    if base.pythonpath:
-        active["PYTHONPATH"] = os.pathsep.join(base.pythonpath)
+    if base.pythonpath or base.layers:
+        active["PYTHONPATH"] = os.pathsep.join([*base.pythonpath, *base.layers])
     try:
         return json.loads(run([base.python, "-c", PROVIDED], env=active,
                               what=f"listing the packages of {base.python}", timeout=120))

@@ -19,7 +19,7 @@ def test_pip_failure_leaves_nothing(prgenv_image, isolated):
     session = prgenv_image.session_env(dict(os.environ))
     done = kernelctl("create", "--base", "prgenv-gnu", "-p", "no-such-package-kctl",
                      "--no-index", env=session)
-    assert_user_error(done, "pip found no distribution of no-such-package-kctl", "pip download")
+    assert_user_error(done, "found no distribution of no-such-package-kctl", "pip download")
     assert leftovers(isolated) == []
 
 
@@ -125,7 +125,7 @@ def test_failed_force_keeps_the_old_kernel_and_venv(prgenv_image):
     record = (Path(first["venv"]) / "kernelctl.toml").read_text()
     done = kernelctl("create", "--base", "prgenv-gnu", "--force", "-p", "no-such-package-kctl",
                      "--no-index", env=session)
-    assert_user_error(done, "pip found no distribution of no-such-package-kctl")
+    assert_user_error(done, "found no distribution of no-such-package-kctl")
     assert kernel_json(first) == before
     assert (Path(first["venv"]) / "kernelctl.toml").read_text() == record
     assert (Path(first["venv"]) / "bin" / "python").exists()

@@ -247,7 +247,8 @@ def pip_processes(venv: Path) -> list:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and str(venv).encode() in cmdline[0] and b"pip" in cmdline:
+        # pip (VENV/bin/python -m pip ...) or uv (uv pip ... --python VENV/bin/python)
+        if state != "Z" and b"pip" in cmdline and any(str(venv).encode() in a for a in cmdline):
             found.append(int(pid))
     return found
 
@@ -256,7 +257,7 @@ def test_a_failed_create_removes_the_directories_it_made(prgenv_image, tmp_path)
     venv = tmp_path / "made" / "for" / "it" / "venv"
     done = kernelctl("create", "--base", "prgenv-gnu", "--venv", venv, "-p",
                      "no-such-package-kctl", "--no-index", env=session_of(prgenv_image))
-    assert_user_error(done, "pip found no distribution of no-such-package-kctl")
+    assert_user_error(done, "found no distribution of no-such-package-kctl")
     assert not (tmp_path / "made").exists()
 
 
