@@ -103,19 +103,14 @@ def check_pip_inputs(requirement_files: Sequence[Path], find_links: Sequence[str
 def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Sequence[Path],
                      pip_options: Sequence[str], env: Mapping[str, str],
                      also: Sequence[str] = (), uv: Optional[str] = None) -> None:
-    """pip-install into the venv so that what the user names lands here and wins.
+    """Install into the venv so that what the user names lands here and wins: with uv
+    when `uv` is given (kernelctl.installers), else with pip.
 
     Plain pip answers "Requirement already satisfied" when the base has a copy, so the
     named packages go in first with --force-reinstall --no-deps (a copy outside the venv
     is never touched: pip leaves it alone). A second, ordinary run then adds their
     dependencies and `also` (e.g. ipykernel), reusing whatever the base already has.
     """
-    if uv is not None:
-        if requested or requirement_files or also:
-            from kernelctl.installers import uv_install
-
-            uv_install(uv, venv, requested, requirement_files, pip_options, env, also)
-        return
     # --no-compile: as uv, no bytecode at install time; Python writes it on first import
     # (measured in bench/bench_install.py: installs take much less, a first import more).
     pip = [str(venv.python), "-m", "pip", "install", "--no-warn-script-location", "--no-compile",
@@ -128,6 +123,15 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
     hint = ("Check the package names and versions. Offline (compute nodes): use "
             "--no-index --find-links DIR with a directory of wheels.")
     try:
+        if uv is not None and (requested or requirement_files or also):
+            from kernelctl.installers import uv_install
+
+            try:
+                uv_install(uv, venv, requested, requirement_files, pip_options, pip_env, also)
+                return
+            except CommandFailed as exc:  # a pip before 22.2 cannot report: pip installs
+                if "--report" not in exc.message:
+                    raise
         if requested or requirement_files:
             run([*pip, "--force-reinstall", "--no-deps", *requested, *requirements],
                 env=pip_env, what="pip install", hint=hint)

@@ -1,11 +1,12 @@
 """Installing packages into a kernel's venv with uv, when it is there (pip is the fallback).
 
-uv is an order of magnitude faster than pip, but it does not count what a base outside
-the venv already has (`--system-site-packages`): a plain `uv pip install` would copy
-the base's numpy into every venv, shadowing the site's build. So kernelctl resolves
-once with `uv pip compile`, preferring the versions the base has (uv keeps the pins of
-an existing output file), and installs only what the base lacks or has at another
-version, plus every package the user named (which must land in the venv and win).
+uv installs an order of magnitude faster than pip, but its resolver does not count what
+a base outside the venv already has (`--system-site-packages`): a plain `uv pip install
+pandas` copies the base's numpy into the venv, shadowing the site's build, and the
+base's versions cannot even be preferred when the wheelhouse lacks them. So pip
+resolves (`pip install --dry-run --report`, which sees the base's packages as installed)
+and uv installs exactly that list with --no-deps, plus every package the user named
+(which must land in the venv and win).
 
 uv does not read pip's configuration, which sites rely on (an offline wheelhouse, a
 mirror): kernelctl reads it with `pip config list` and passes it on (`pip_settings`).
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,17 +26,6 @@ from kernelctl.proc import run
 from kernelctl.venvs import Venv
 
 CHOICES = ("auto", "pip", "uv")
-# uv's words for a distribution that no index or wheelhouse has.
-NOT_FOUND_RE = re.compile(r"Because (\S+) was not found in the (?:package registry|provided "
-                          r"package locations)|No solution found when resolving dependencies:"
-                          r"\s*[^A-Za-z]*Because there is no version of (\S+?)[=<>!~ ]")
-
-# Every distribution the venv's Python sees: its own, the base's, a view's PYTHONPATH.
-SEEN = """
-import importlib.metadata as m, json
-print(json.dumps({d.metadata["Name"]: d.version for d in m.distributions()
-                  if d.metadata["Name"]}))
-"""
 
 
 def find_uv(env: Mapping[str, str]) -> Optional[str]:
@@ -102,50 +91,37 @@ def pip_settings(python: Path, env: Mapping[str, str]) -> list:
 
 
 def uv_install(uv: str, venv: Venv, requested: Sequence[str], requirement_files: Sequence[Path],
-               options: Sequence[str], env: Mapping[str, str], also: Sequence[str] = (),
-               compile_bytecode: bool = False) -> list:
-    """Resolve once, preferring the base's versions; install what the base lacks and all
-    that was named. Returns what was installed (name==version)."""
-    from packaging.utils import canonicalize_name
-
-    listed = json.loads(run([str(venv.python), "-c", SEEN], env=env, what="listing packages",
-                            timeout=120))
-    seen: dict = {str(canonicalize_name(name)): version for name, version in listed.items()}
-    named = {_name(r) for r in [*requested, *also]}
-    settings = [*pip_settings(venv.python, env), *options]
+               options: Sequence[str], env: Mapping[str, str], also: Sequence[str] = ()) -> list:
+    """pip resolves (`--dry-run --report`: it counts what the base has, which uv cannot),
+    uv installs that list plus every package named, without resolving again. Returns
+    what uv installed."""
+    named = [*requested, *also]
     with tempfile.TemporaryDirectory(prefix="kernelctl-uv-") as work:
-        wanted = Path(work, "requirements.in")
-        wanted.write_text("".join(f"{r}\n" for r in [*requested, *also])
-                          + "".join(f"-r {os.path.abspath(f)}\n" for f in requirement_files))
-        resolved = Path(work, "requirements.txt")
-        # Pins in the output file are uv's preferences: the base's versions win unless a
-        # request needs another one.
-        resolved.write_text("".join(f"{name}=={version}\n" for name, version in seen.items()
-                                    if name not in named))
-        uv_env = {**env, "VIRTUAL_ENV": str(venv.root)}
-        try:
-            run([uv, "pip", "compile", str(wanted), "-o", str(resolved), "--python",
-                 str(venv.python), "--quiet", "--no-header", "--no-annotate", *settings],
-                env=uv_env, what="uv pip compile", hint=_HINT)
-        except KernelctlError as exc:
-            missing = NOT_FOUND_RE.search(exc.message)
-            if missing is None:
-                raise
-            from kernelctl.environment import not_found
-
-            name = _name(missing.group(1) or missing.group(2))
-            asked = next((r for r in [*requested, *also] if _name(r) == name), name)
-            raise not_found(asked, venv, options, env, tool="uv") from exc
-        pins = [line.strip() for line in resolved.read_text().splitlines()
-                if line.strip() and not line.lstrip().startswith(("#", "-"))]
-        needed = [pin for pin in pins if _name(pin) in named or "==" not in pin
-                  or seen.get(_name(pin)) != pin.split("==", 1)[1].split(";")[0].strip()]
-        if needed:
-            run([uv, "pip", "install", "--python", str(venv.python), "--no-deps",
-                 *[arg for name in sorted(named) for arg in ("--reinstall-package", name)],
-                 *(["--compile-bytecode"] if compile_bytecode else []),
-                 *settings, *needed], env=uv_env, what="uv pip install", hint=_HINT)
+        report = Path(work, "report.json")
+        run([str(venv.python), "-m", "pip", "install", "--dry-run", "--quiet", "--report",
+             str(report), *options, *named,
+             *[arg for path in requirement_files for arg in ("-r", str(path))]],
+            env=env, what="pip install --dry-run (resolving)", hint=_HINT)
+        items = json.loads(report.read_text()).get("install", [])
+    pins = [_pin(item) for item in items]
+    resolved = {_name(pin) for pin in pins}
+    # Named packages the base already satisfies are not in pip's answer: they must land in
+    # the venv all the same, so that its copy wins.
+    needed = pins + [r for r in named if _name(r) not in resolved]
+    if needed:
+        run([uv, "pip", "install", "--python", str(venv.python), "--no-deps",
+             *[arg for r in named for arg in ("--reinstall-package", _name(r))],
+             *pip_settings(venv.python, env), *options, *needed],
+            env={**env, "VIRTUAL_ENV": str(venv.root)}, what="uv pip install", hint=_HINT)
     return needed
+
+
+def _pin(item: dict) -> str:
+    """One entry of pip's installation report as a requirement uv installs as is."""
+    metadata, download = item.get("metadata", {}), item.get("download_info", {})
+    if item.get("is_direct") and download.get("url"):
+        return f"{metadata['name']} @ {download['url']}"
+    return f"{metadata['name']}=={metadata['version']}"
 
 
 _HINT = ("Check the package names and versions. Offline (compute nodes): use --no-index "

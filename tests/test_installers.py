@@ -67,7 +67,7 @@ def test_uv_follows_the_sites_pip_configuration_and_reuses_the_base(prgenv_image
     (tmp_path / "empty").mkdir()
     done = kernelctl("create", "--base", "prgenv-gnu", "--name", "nowhere", "-p",
                      "kctl_shadow==2.0", "--installer", "uv", env=elsewhere)
-    assert_user_error(done, "uv found no distribution of kctl_shadow", str(tmp_path / "empty"))
+    assert_user_error(done, "found no distribution of kctl_shadow", str(tmp_path / "empty"))
 
 
 def test_pip_settings_map_to_uv_options(tmp_path):
@@ -91,3 +91,23 @@ def test_pip_settings_map_to_uv_options(tmp_path):
     # (pip also reads the machine's global files: what they add comes after.)
     assert pip_settings(Path(sys.executable), {**os.environ, "PIP_CONFIG_FILE": str(config)}
                         )[:4] == ["--find-links", "/w1", "--find-links", "/w2"]
+
+
+def test_uv_keeps_the_bases_copy_of_a_dependency_the_wheelhouse_has_in_another_version(
+        prgenv_image, tmp_path):
+    """The image has kctl_shadow 1.0; the wheelhouse only 2.0. A package that needs
+    kctl_shadow>=1.0 must use the image's copy (as pip does), not pull 2.0 into the venv
+    to shadow it."""
+    from tests.wheels import build_wheel
+
+    wheels = tmp_path / "wheels"
+    build_wheel(wheels, "kctl_shadow", "2.0")
+    build_wheel(wheels, "kctl_needs", "1.0", requires=("kctl_shadow>=1.0",))
+    session = session_of(prgenv_image)
+    kernel = created("--base", "prgenv-gnu", "-p", "kctl_needs", "--installer", "uv",
+                     "--no-index", "--find-links", wheels, env=session)
+    assert installer_of(kernel["venv"], "kctl_needs") == "uv"
+    site = next(Path(kernel["venv"]).glob("lib/python*/site-packages"))
+    assert not list(site.glob("kctl_shadow*"))
+    assert run_in_kernel(kernel["name"], "import kctl_shadow; print(kctl_shadow.__version__)",
+                         session).strip() == "1.0"

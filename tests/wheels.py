@@ -8,17 +8,20 @@ import zipfile
 from pathlib import Path
 
 
-def build_wheel(dest: Path, name: str, version: str, payload_bytes: int = 0) -> Path:
+def build_wheel(dest: Path, name: str, version: str, payload_bytes: int = 0,
+                requires: tuple = ()) -> Path:
     """A pure-Python wheel whose package reports its own version (and file location).
 
-    payload_bytes adds a data file of that size, for tests that need a big write.
+    payload_bytes adds a data file of that size, for tests that need a big write;
+    `requires` are its Requires-Dist lines.
     """
     dest.mkdir(parents=True, exist_ok=True)
     dist_info = f"{name}-{version}.dist-info"
     files = {
         f"{name}/__init__.py": f"__version__ = {version!r}\n".encode(),
         f"{dist_info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").encode(),
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in requires)).encode(),
         f"{dist_info}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: kernelctl-tests\nRoot-Is-Purelib: true\n"
             b"Tag: py3-none-any\n"),
