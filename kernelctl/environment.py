@@ -142,14 +142,14 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
         missing = NOT_FOUND_RE.search(exc.message)
         if missing is None:
             raise
-        raise not_found(missing.group(1), venv, pip_options, pip_env) from exc
+        raise _not_found(missing.group(1), venv, pip_options, pip_env) from exc
 
 
 NOT_FOUND_RE = re.compile(r"No matching distribution found for ([^\s;]+)")
 
 
-def not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
-              env: Mapping[str, str], tool: str = "pip") -> KernelctlError:
+def _not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
+              env: Mapping[str, str]) -> KernelctlError:
     """The distribution pip could not find, where it looked (the options given and pip's
     own configuration), and how to fill a wheelhouse from a node that is online."""
     name = re.split(r"[<>=!~\[ ]", requirement, 1)[0]
@@ -172,7 +172,7 @@ def not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
     version = ".".join(venv.python.resolve().name.replace("python", "").split(".")[:2]) \
         or "3.X"
     return KernelctlError(
-        f"{tool} found no distribution of {name}"
+        f"pip found no distribution of {name}"
         + (f" ({requirement})" if requirement != name else "") + f"; it looked in: {where}",
         f"On a login node (online), put it in the wheelhouse: pip download --dest "
         f"{wheelhouse} --only-binary=:all: --python-version {version} {requirement!r}"

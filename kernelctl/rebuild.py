@@ -154,14 +154,14 @@ def _rebuildable(kernel: KernelInfo) -> Path:
     if not kernel.managed or binding is None or kernel.spec is None:
         raise KernelctlError(f"the kernel '{kernel.name}' was not made by kernelctl",
                              f"Let kernelctl take it over first: kernelctl adopt {kernel.name}")
-    if binding.adopted or kernel.language != "python" or kernel.venv is None:
+    if binding.adopted:
         raise KernelctlError(
-            f"the kernel '{kernel.name}' uses an environment kernelctl did not make"
-            if binding.adopted else f"the kernel '{kernel.name}' is not a Python kernel "
-            "with a kernelctl environment",
-            "Rebuild that environment with its own tools; `kernelctl julia` remakes Julia "
-            "kernels." if not binding.adopted else "Rebuild it with its own tools, then "
-            f"`kernelctl adopt` it again.")
+            f"the kernel '{kernel.name}' uses an environment kernelctl did not make",
+            f"Rebuild it with its own tools, then `kernelctl adopt {kernel.name}` again.")
+    if kernel.language != "python" or kernel.venv is None:
+        raise KernelctlError(
+            f"the kernel '{kernel.name}' is not a Python kernel with a kernelctl environment",
+            "`kernelctl julia --force` remakes Julia kernels.")
     return Path(kernel.venv)
 
 
