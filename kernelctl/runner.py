@@ -59,8 +59,8 @@ def kernel_command(name: str, env: Mapping[str, str], allow: Sequence[Status] = 
         raise KernelctlError(
             f"the kernel '{kernel.name}' was made by an older kernelctl whose launcher "
             "cannot run other commands",
-            f"Make it again (same packages): kernelctl create --force --name {kernel.name} "
-            "--base ... (see `kernelctl show " + kernel.name + "`)")
+            f"Rebuild it (same name and packages, a new launcher): kernelctl rebuild "
+            f"{kernel.name}")
     if kernel.status not in allow:
         problems = "; ".join(kernel.problems) or str(kernel.status)
         raise KernelctlError(f"the kernel '{kernel.name}' is {kernel.status}: {problems}",

@@ -335,3 +335,20 @@ def _engine_processes(venv: str) -> list:
 def _job_state(job_id: str, slurm) -> str:
     return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True,
                           text=True, env=slurm.env(dict(os.environ))).stdout.strip()
+
+
+def test_a_kernel_from_before_run_mode_is_told_to_rebuild_and_then_runs(uenv_kernel,
+                                                                        test_wheels):
+    kernel, session = uenv_kernel
+    launcher = Path(kernel["resource_dir"]) / "kernelctl-launch.sh"
+    # What an older kernelctl wrote: the same launcher without the run mode.
+    launcher.write_text("\n".join(line for line in launcher.read_text().splitlines()
+                                  if "--kernelctl-run" not in line) + "\n")
+    assert_user_error(kernelctl("run", "job", "--", "true", env=session),
+                      "older kernelctl", "kernelctl rebuild job")
+    rebuilt = kernelctl("rebuild", "job", "--no-index", "--find-links", test_wheels,
+                        env=session)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    done = kernelctl("run", "job", "--", "python", "-c", PROBE, env=session)
+    assert done.returncode == 0, done.stderr
+    assert probe_of(done.stdout)["shadow"] == "2.0"
