@@ -101,10 +101,15 @@ def stop(name: str, env: Mapping[str, str], quiet: bool = False) -> Optional[int
             return None
         raise KernelctlError(f"no engines are running for the kernel '{name}'",
                              f"Start them: kernelctl engines {name} -n 4")
-    for key in ("srun", "controller"):
-        if isinstance(state.get(key), int):
-            _terminate(state[key])
+    pids = [state[key] for key in ("srun", "controller") if isinstance(state.get(key), int)]
+    running = [pid for pid in pids if _ours(pid)]
+    for pid in running:
+        _terminate(pid)
     (directory / STATE).unlink()
+    if not running and not quiet:
+        raise KernelctlError(f"no engines are running for the kernel '{name}' (they had "
+                             "ended; their record is cleared)",
+                             f"Start them: kernelctl engines {name} -n 4")
     return state.get("n")
 
 
@@ -181,7 +186,17 @@ def _alive(pid: int) -> bool:
 
 def _running(directory: Path) -> bool:
     state = _load(directory) or {}
-    return any(isinstance(state.get(k), int) and _alive(state[k]) for k in ("controller", "srun"))
+    return any(isinstance(state.get(k), int) and _ours(state[k]) for k in ("controller", "srun"))
+
+
+def _ours(pid: int) -> bool:
+    """Still our controller or srun: alive, and running ipyparallel (a recorded pid may
+    have been reused by another process since)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"ipyparallel" in cmdline.read() and _alive(pid)
+    except OSError:
+        return False
 
 
 def _load(directory: Path) -> Optional[dict]:

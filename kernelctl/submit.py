@@ -74,6 +74,9 @@ def submit(request: SubmitRequest, env: Mapping[str, str], home: Path,
     if file.suffix == ".py" and (parameters or request.output or request.in_place):
         raise KernelctlError("-P/--parameter, --output and --in-place are for notebooks",
                              "Pass a script's arguments with --arg.")
+    if request.output and request.in_place:
+        raise KernelctlError("--output and --in-place exclude each other",
+                             "Pass one: where the executed notebook goes, or into itself.")
     sbatch = shutil.which("sbatch", path=env.get("PATH"))
     if not sbatch and not request.dry_run:
         raise KernelctlError("sbatch is not on PATH: submit needs Slurm",

@@ -199,6 +199,8 @@ def test_submit_bad_input_submits_nothing(uenv_kernel, slurm, tmp_path):
         assert_user_error(kernelctl("submit", *args, env=env, cwd=tmp_path), phrase)
     nb = notebook(tmp_path / "p.ipynb", "print(1)")
     assert_user_error(kernelctl("submit", "job", nb, "-P", "1x=2", env=session), "NAME=VALUE")
+    assert_user_error(kernelctl("submit", "job", nb, "-o", tmp_path / "o.ipynb", "--in-place",
+                                env=session), "exclude each other")
     import shutil
     shutil.rmtree(kernel["venv"])
     assert_user_error(kernelctl("submit", "job", script, env=session, cwd=tmp_path),
