@@ -16,16 +16,14 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import user_env  # noqa: E402
+from bench.common import timed, user_env  # noqa: E402
 from tests.conftest import BASE_PYTHON  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -33,13 +31,6 @@ PACKAGES = ["numpy", "pandas", "matplotlib"]
 WHEELHOUSE = ROOT / "build" / "wheelhouse-sci"
 IMPORT = "import pandas, matplotlib.pyplot"
 
-
-def timed(cmds: list, env: dict) -> float:
-    start = time.perf_counter()
-    for cmd in cmds:
-        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def seed_recipe(venv: Path, env: dict) -> list:

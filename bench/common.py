@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -16,3 +18,12 @@ def user_env(home: Path, **extra: str) -> dict:
                JUPYTER_DATA_DIR=str(home / "jupyter"), PIP_CONFIG_FILE=os.devnull,
                PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
     return env
+
+
+def timed(cmds: list, env: dict) -> float:
+    """Seconds to run `cmds` one after the other (output discarded, failures raise)."""
+    start = time.perf_counter()
+    for cmd in cmds:
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start

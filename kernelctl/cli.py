@@ -344,30 +344,17 @@ def rebuild(
 ) -> None:
     """Make kernels' environments again (on a new base after the old one was retired),
     with the packages you asked for; the old kernel stays until the new one starts."""
-    from kernelctl.rebuild import RebuildRequest, stale_kernels
+    from kernelctl.rebuild import RebuildRequest, kernels_to_rebuild
     from kernelctl.rebuild import rebuild as rebuild_kernel
 
     renderer = Renderer(as_json)
-    chosen = list(names or []) + (_run(renderer, lambda: stale_kernels(os.environ))
-                                  if stale else [])
-    if not chosen:
-        _run(renderer, lambda: _nothing_to_rebuild(stale))
     done = []
-    for name in dict.fromkeys(chosen):
+    for name in _run(renderer, lambda: kernels_to_rebuild(names or [], stale, os.environ)):
         request = RebuildRequest(name, base, no_index, tuple(find_links), installer)
         done.append(_run(renderer, lambda: rebuild_kernel(
             request, os.environ, kernelctl_home(), renderer.progress, renderer.notice)))
         renderer.rebuilt_one(done[-1])
     renderer.rebuilt(done)
-
-
-def _nothing_to_rebuild(stale: bool) -> None:
-    from kernelctl.errors import KernelctlError
-
-    if stale:
-        raise KernelctlError("no kernelctl kernel is stale here", "`kernelctl list` shows them all.")
-    raise KernelctlError("no kernel given", "e.g. kernelctl rebuild myenv, or --stale for all "
-                         "whose base or environment is gone")
 
 
 @app.command(context_settings={"ignore_unknown_options": True})

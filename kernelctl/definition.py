@@ -17,6 +17,7 @@ import tomli_w
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo
 from kernelctl.record import read_record
+from kernelctl.venvs import own_distributions, requirement_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,17 +90,8 @@ def _requirement_lines(path: Path) -> list:
 
 def venv_versions(venv: Path) -> dict:
     """{name: version} of the distributions in the venv itself (not the base's)."""
-    from importlib.metadata import distributions
-
-    site = next(iter(venv.glob("lib/python*/site-packages")), None)
-    if site is None:
-        return {}
-    found = {}
-    for dist in distributions(path=[str(site)]):
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name and name not in PLUMBING:
-            found[name] = dist.version
-    return dict(sorted(found.items()))
+    return {name: dist.version for name, dist in sorted(own_distributions(venv).items())
+            if name not in PLUMBING}
 
 
 def read(path: Path) -> Definition:
@@ -150,7 +142,7 @@ def differences(definition: Definition, kernel: KernelInfo) -> list:
     if definition.base_label and label != definition.base_label:
         lines.append(f"base: {label} here, {definition.base_label} in the definition")
     here = venv_versions(Path(kernel.venv)) if kernel.venv else {}
-    asked = {_name(r) for r in definition.requested}
+    asked = {requirement_name(r) for r in definition.requested}
     for name, version in definition.resolved.items():
         if name not in asked:
             continue  # dependencies follow the requests and the base
@@ -160,15 +152,6 @@ def differences(definition: Definition, kernel: KernelInfo) -> list:
         elif here[name] != version:
             lines.append(f"{name}: {here[name]} here, {version} in the definition")
     return lines
-
-
-def _name(requirement: str) -> str:
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        return Requirement(requirement).name.lower().replace("_", "-")
-    except InvalidRequirement:
-        return requirement.lower()
 
 
 def create_from(path: Path, request, env: Mapping[str, str], home: Path, progress,

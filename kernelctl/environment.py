@@ -153,18 +153,16 @@ def _not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
     """The distribution pip could not find, where it looked (the options given and pip's
     own configuration), and how to fill a wheelhouse from a node that is online."""
     name = re.split(r"[<>=!~\[ ]", requirement, 1)[0]
+    from kernelctl.installers import pip_settings
+
     places = [pip_options[i + 1] for i, option in enumerate(pip_options[:-1])
               if option == "--find-links"]
-    try:
-        config = run([str(venv.python), "-m", "pip", "config", "list"], env=env,
-                     what="pip config list", timeout=60)
-    except KernelctlError:
-        config = ""
-    for line in config.splitlines():
-        key, _, value = line.partition("=")
-        if key.endswith(("find-links", "index-url", "no-index")):
-            places.append(f"{key.split('.', 1)[-1]} {value.strip(chr(39))} (pip configuration)")
-    offline = "--no-index" in pip_options or any("no-index" in p for p in places)
+    # pip's configuration as pip applies it (variables over files, later files first).
+    settings = pip_settings(venv.python, env)
+    offline = "--no-index" in pip_options or "--no-index" in settings
+    places += [f"{option[2:]} {value} (pip configuration)"
+               for option, value in zip(settings, settings[1:])
+               if option in ("--find-links", "--index-url", "--extra-index-url")]
     where = "; ".join(places) or ("the package index" if not offline else
                                   "nowhere (offline, and no wheelhouse was given by "
                                   "--find-links or pip's configuration)")

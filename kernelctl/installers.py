@@ -23,7 +23,7 @@ from typing import Mapping, Optional, Sequence
 
 from kernelctl.errors import KernelctlError
 from kernelctl.proc import run
-from kernelctl.venvs import Venv
+from kernelctl.venvs import Venv, requirement_name
 
 CHOICES = ("auto", "pip", "uv")
 
@@ -104,13 +104,13 @@ def uv_install(uv: str, venv: Venv, requested: Sequence[str], requirement_files:
             env=env, what="pip install --dry-run (resolving)", hint=_HINT)
         items = json.loads(report.read_text()).get("install", [])
     pins = [_pin(item) for item in items]
-    resolved = {_name(pin) for pin in pins}
+    resolved = {requirement_name(pin) for pin in pins}
     # Named packages the base already satisfies are not in pip's answer: they must land in
     # the venv all the same, so that its copy wins.
-    needed = pins + [r for r in named if _name(r) not in resolved]
+    needed = pins + [r for r in named if requirement_name(r) not in resolved]
     if needed:
         run([uv, "pip", "install", "--python", str(venv.python), "--no-deps",
-             *[arg for r in named for arg in ("--reinstall-package", _name(r))],
+             *[arg for r in named for arg in ("--reinstall-package", requirement_name(r))],
              *pip_settings(venv.python, env), *options, *needed],
             env={**env, "VIRTUAL_ENV": str(venv.root)}, what="uv pip install", hint=_HINT)
     return needed
@@ -126,13 +126,3 @@ def _pin(item: dict) -> str:
 
 _HINT = ("Check the package names and versions. Offline (compute nodes): use --no-index "
          "--find-links DIR with a directory of wheels, or --installer pip.")
-
-
-def _name(requirement: str) -> str:
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    try:
-        return str(canonicalize_name(Requirement(requirement).name))
-    except InvalidRequirement:
-        return str(canonicalize_name(requirement.split("==")[0].strip()))

@@ -31,6 +31,7 @@ from kernelctl.transaction import (
     stop_signals_raise,
     sweep_leftovers,
 )
+from kernelctl.venvs import own_distributions, requirement_name
 
 START_TIMEOUT = 120.0
 
@@ -72,7 +73,7 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
     from_base = tuple(r for r in wanted if r not in keep)
     if from_base:
         notice("the new base already has " + ", ".join(
-            f"{r} ({provided[_name(r)]})" for r in from_base) + ": not reinstalled")
+            f"{r} ({provided[requirement_name(r)]})" for r in from_base) + ": not reinstalled")
     sweep_leftovers(home)
     with disk_errors("rebuilding the kernel"), stop_signals_raise(), \
             locks(home, [kernel.name], [old_venv]), Transaction(home) as tx:
@@ -104,13 +105,24 @@ def _remember(venv: Path, from_base: tuple) -> None:
             [*record.packages, *from_base]))))
 
 
-def stale_kernels(env: Mapping[str, str]) -> list:
-    """kernelctl's Python kernels that cannot start here: base or venv gone, mismatched."""
+def kernels_to_rebuild(names: list, stale: bool, env: Mapping[str, str]) -> list:
+    """The names given, then (with --stale) every kernelctl Python kernel that cannot
+    start here: base or venv gone, or mismatched."""
     from kernelctl.inventory import find_kernels
 
-    return [k.name for k in find_kernels(env) if k.managed and k.base is not None
-            and not k.base.adopted and k.language == "python"
-            and k.status in (Status.MISMATCH, Status.BROKEN)]
+    chosen = list(names)
+    if stale:
+        found = [k.name for k in find_kernels(env) if k.managed and k.base is not None
+                 and not k.base.adopted and k.language == "python"
+                 and k.status in (Status.MISMATCH, Status.BROKEN)]
+        if not found and not names:
+            raise KernelctlError("no kernelctl kernel is stale here",
+                                 "`kernelctl list` shows them all.")
+        chosen += found
+    if not chosen:
+        raise KernelctlError("no kernel given", "e.g. kernelctl rebuild myenv, or --stale for "
+                             "all whose base or environment is gone")
+    return list(dict.fromkeys(chosen))
 
 
 def exact_base(kernel: KernelInfo) -> str:
@@ -174,7 +186,7 @@ def _requests(venv: Path, notice: Progress) -> tuple:
         lost = [f for f in record.requirement_files if f not in files]
         if lost:
             notice(f"requirement files no longer there, skipped: {', '.join(lost)}")
-        return tuple(p for p in record.packages if _name(p) != "ipykernel"), files
+        return tuple(p for p in record.packages if requirement_name(p) != "ipykernel"), files
     held = _venv_distributions(venv)
     if held:
         notice(f"{venv} has no kernelctl record: reinstalling what it holds itself "
@@ -188,30 +200,16 @@ def _requests(venv: Path, notice: Progress) -> tuple:
 def _venv_distributions(venv: Path) -> tuple:
     """The top-level distributions installed in the venv itself (what no other one there
     requires), by name, without pip's own."""
-    from importlib.metadata import distributions
-
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    site = next(iter(venv.glob("lib/python*/site-packages")), None)
-    if site is None:
-        return ()
-    found = {d.metadata["Name"].lower().replace("_", "-"): d for d in distributions(path=[str(site)])
-             if d.metadata["Name"]}
-    required = set()
-    for dist in found.values():
-        for line in dist.requires or []:
-            try:
-                required.add(Requirement(line).name.lower().replace("_", "-"))
-            except InvalidRequirement:
-                continue
+    found = own_distributions(venv)
+    required = {requirement_name(line) for dist in found.values() for line in dist.requires or []}
     plumbing = {"pip", "setuptools", "wheel", "ipykernel"}
     return tuple(sorted(n for n in found if n not in required and n not in plumbing))
 
 
 PROVIDED = """
 import importlib.metadata as m, json
-print(json.dumps({(d.metadata["Name"] or "").lower().replace("_", "-"): d.version
-                  for d in m.distributions() if d.metadata["Name"]}))
+print(json.dumps({d.metadata["Name"]: d.version for d in m.distributions()
+                  if d.metadata["Name"]}))
 """
 
 
@@ -221,19 +219,11 @@ def _provided_by(base: Base, env: Mapping[str, str]) -> dict:
     if base.pythonpath or base.layers:
         active["PYTHONPATH"] = os.pathsep.join([*base.pythonpath, *base.layers])
     try:
-        return json.loads(run([base.python, "-c", PROVIDED], env=active,
-                              what=f"listing the packages of {base.python}", timeout=120))
+        listed = json.loads(run([base.python, "-c", PROVIDED], env=active,
+                                what=f"listing the packages of {base.python}", timeout=120))
     except (KernelctlError, ValueError):
         return {}
-
-
-def _name(requirement: str) -> str:
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        return Requirement(requirement).name.lower().replace("_", "-")
-    except InvalidRequirement:
-        return requirement.lower()
+    return {requirement_name(name): version for name, version in listed.items()}
 
 
 def _satisfied(requirement: str, provided: dict) -> bool:
@@ -244,7 +234,7 @@ def _satisfied(requirement: str, provided: dict) -> bool:
         parsed = Requirement(requirement)
     except InvalidRequirement:
         return False
-    version = provided.get(parsed.name.lower().replace("_", "-"))
+    version = provided.get(requirement_name(requirement))
     return (version is not None and not parsed.url
             and parsed.specifier.contains(version, prereleases=True))
 

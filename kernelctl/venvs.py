@@ -7,6 +7,7 @@ cannot read (a colleague's venv on a shared Jupyter path).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -68,3 +69,27 @@ def venv_of(interpreter: str) -> Optional[Path]:
     """The venv an interpreter path (VENV/bin/python) belongs to, or None."""
     candidate = os.path.dirname(os.path.dirname(interpreter))
     return Path(candidate) if os.path.isfile(os.path.join(candidate, CONFIG)) else None
+
+
+def requirement_name(requirement: str) -> str:
+    """The normalised project name a requirement string names (PEP 503), for comparing
+    the user's spellings (kctl_shadow==2.0) with installed distributions (kctl-shadow)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        return str(canonicalize_name(Requirement(requirement).name))
+    except InvalidRequirement:
+        return str(canonicalize_name(re.split(r"[<>=!~;@\[ ]", requirement.strip(), 1)[0]))
+
+
+def own_distributions(venv: Path) -> dict:
+    """{normalised name: distribution} installed in the venv itself (not its base's)."""
+    from importlib.metadata import distributions
+
+    # Not the cached site_packages(): the venv may be newer than the cache.
+    site = next(iter(sorted(venv.glob("lib/python*/site-packages"))), None)
+    if site is None:
+        return {}
+    return {requirement_name(d.metadata["Name"]): d for d in distributions(path=[str(site)])
+            if d.metadata["Name"]}

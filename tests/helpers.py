@@ -128,3 +128,16 @@ def assert_user_error(done: subprocess.CompletedProcess, *phrases: str) -> None:
     assert "error:" in done.stderr and "hint:" in done.stderr
     for phrase in phrases:
         assert phrase in done.stderr, done.stderr
+
+
+def tool_venv(root: Path) -> Path:
+    """kernelctl installed in a venv of its own, as pipx or `uv tool` do: a venv whose
+    site-packages reach this checkout and the test Python's packages (a .pth file)."""
+    import site
+
+    make_venv(root, sys.executable, "--no-seed")
+    tool_site = next(root.glob("lib/python*/site-packages"))
+    repo = Path(__file__).resolve().parent.parent
+    (tool_site / "kernelctl-deps.pth").write_text(
+        f"{repo}\n" + "\n".join(site.getsitepackages()) + "\n")
+    return root

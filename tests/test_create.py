@@ -220,15 +220,9 @@ def test_progress_is_shown_on_a_terminal(prgenv_image):
 def test_kernel_survives_uninstalling_kernelctl(prgenv_image, tmp_path):
     """kernelctl installed in a tool venv of its own (as pipx or uv tool do), then that
     venv deleted: the kernel it made still starts and runs."""
-    import site
-    import sys
+    from tests.helpers import tool_venv
 
-    tool = tmp_path / "pipx-venv"
-    make_venv(tool, sys.executable, "--no-seed")
-    tool_site = next(tool.glob("lib/python*/site-packages"))
-    repo = Path(__file__).resolve().parent.parent
-    (tool_site / "kernelctl-deps.pth").write_text(
-        f"{repo}\n" + "\n".join(site.getsitepackages()) + "\n")
+    tool = tool_venv(tmp_path / "pipx-venv")
     session = prgenv_image.session_env(dict(os.environ))
     session["PATH"] = f"{tool / 'bin'}:{session['PATH']}"
     done = subprocess.run([tool / "bin" / "python", "-m", "kernelctl", "create", "--json",

@@ -17,6 +17,7 @@ from tests.helpers import (
     kernelctl,
     listed,
     make_venv,
+    tool_venv,
     write_kernel,
 )
 
@@ -192,14 +193,7 @@ def test_a_tool_environments_own_kernel_is_not_offered(tmp_path):
     """kernelctl in a venv of its own (pipx, uv tool) sees ipykernel's python3 in that
     venv: no Jupyter server offers it, so `list` leaves it out (`--all` marks it), and
     `remove` never deletes a Python environment's own kernel."""
-    import site
-
-    tool = tmp_path / "pipx-venv"
-    make_venv(tool, sys.executable, "--no-seed")
-    tool_site = next(tool.glob("lib/python*/site-packages"))
-    repo = Path(__file__).resolve().parent.parent
-    (tool_site / "kernelctl-deps.pth").write_text(
-        f"{repo}\n" + "\n".join(site.getsitepackages()) + "\n")
+    tool = tool_venv(tmp_path / "pipx-venv")
     own = tool / "share" / "jupyter" / "kernels" / "python3"
     write_kernel(own.parent, "python3", foreign_spec("python", "Python 3 (ipykernel)"))
 

@@ -14,7 +14,6 @@ from kernelctl.environment import GUARD_MODULE, guard_roots
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.paths import kernelctl_home, missing, path_list
-from kernelctl.rebuild import rebuild_command
 from kernelctl.record import write_atomically
 from kernelctl.remove import apply_removals, plan_removal
 from kernelctl.venvs import home_of, sees_system_site_packages, site_packages, venv_of
@@ -30,7 +29,7 @@ def kernel_health(context: Context) -> Iterator[CheckResult]:
         elif kernel.status in (Status.OK, Status.UNKNOWN):
             yield kernel_result(kernel, "kernel.health", "ok", _healthy(kernel))
         elif kernel.status == Status.MISMATCH:
-            command = rebuild_command(kernel, context.env)
+            command = _rebuild_command(kernel, context)
             yield kernel_result(kernel, "kernel.health", "warn",
                                 f"{kernel.name} cannot run in this session: {kernel.problems[0]}",
                                 _start_with(kernel) + (f" Or rebuild it on this session's "
@@ -55,6 +54,13 @@ def _start_with(kernel: KernelInfo) -> str:
             "Advanced options); or make a kernel for this session with kernelctl create.")
 
 
+def _rebuild_command(kernel: KernelInfo, context: Context) -> Optional[str]:
+    # Imported here: rebuild pulls in create, which only stale kernels need.
+    from kernelctl.rebuild import rebuild_command
+
+    return rebuild_command(kernel, context.env)
+
+
 def _rebuild_fix(kernel: KernelInfo, command: Optional[str], context: Context) -> Optional[Fix]:
     """Rebuilding is safe to offer: the old kernel stays until the new one has started."""
     if not command or "--base BASE" in command:
@@ -73,7 +79,7 @@ def _rebuild_fix(kernel: KernelInfo, command: Optional[str], context: Context) -
 def _broken(kernel: KernelInfo, context: Context) -> CheckResult:
     message = f"{kernel.name} will not start: {'; '.join(kernel.problems)}"
     venv_gone = kernel.managed and kernel.venv is not None and missing(kernel.venv)
-    command = rebuild_command(kernel, context.env)
+    command = _rebuild_command(kernel, context)
     if not venv_gone:
         return kernel_result(kernel, "kernel.health", "fail", message,
                              f"Rebuild it: {command}" if command else
