@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,12 +20,13 @@ from typing import Callable, Mapping, Optional, Tuple
 from kernelctl import __version__
 from kernelctl.bases import Base, resolve_base
 from kernelctl.environment import kernel_env, own_bin, pip_options
-from kernelctl.errors import KernelctlError, disk_errors
+from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.kernelspec import (
-    EXPLAINER,
     LAUNCHER,
+    LOGO_FILES,
     ORIGINAL_SPEC,
     build_spec,
+    check_only_kernelspec,
     check_kernel_name,
     install_staged,
     ipykernel_logos,
@@ -35,9 +37,9 @@ from kernelctl.kernelspec import (
 from kernelctl.model import KernelInfo, Status
 from kernelctl.probe import Interpreter, probe
 from kernelctl.proc import run
-from kernelctl.record import write_atomically
-from kernelctl.transaction import Transaction, locks, remove_path, stop_signals_raise
-from kernelctl.venvs import Venv, site_packages
+from kernelctl.ownership import kernel_dir_target
+from kernelctl.transaction import Transaction, locks, stop_signals_raise
+from kernelctl.venvs import Venv, own_distributions, site_packages
 
 
 @dataclass(frozen=True)
@@ -70,32 +72,41 @@ def adopt(request: AdoptRequest, env: Mapping[str, str], home: Path,
                                  f"Adopt that kernel instead (kernelctl adopt {name}), or "
                                  "choose another --name.")
     with disk_errors("adopting the environment"), stop_signals_raise(), \
-            locks(home, [name], []), Transaction(home) as tx:
-        if interpreter.ipykernel is None:
+            locks(home, [name], [root]):
+        if existing is not None:  # as it is now that the lock is held
+            existing = _target(request.target, env)[1]
+            assert existing is not None
+            check_only_kernelspec(existing.resource_dir, "rewrite")
+        elif os.path.lexists(kernel_dir):
+            raise KernelctlError(f"a kernel named '{name}' was made at {kernel_dir} meanwhile",
+                                 "Choose another --name.")
+        if interpreter.ipykernel is None:  # pip's work is no journaled step: said apart
             interpreter = _give_ipykernel(root, python, request, env, progress)
-        venv = Venv(root=root, python=python, site_packages=site_packages(root) or root)
-        binding = replace(base.binding(), venv=str(root), adopted="yes",
-                          kernelctl_version=__version__,
-                          created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        display = request.display_name or (existing.display_name if existing else
-                                           f"Python {interpreter.major_minor} ({root.name})")
-        # What the hand-made kernel.json set stays, unless kernelctl must set it.
-        kept = existing.spec.values() if existing is not None and existing.spec else {}
-        spec = build_spec(kernel_dir / LAUNCHER, display,
-                          {**kept, **kernel_env(venv, base, base.frozen(env), own_bin())},
-                          binding, base.launcher_shell)
-        launcher = launcher_script(
-            python, interpreter.version, root, base.digest or "",
-            f"kernelctl: the environment {root} no longer exists. Remove this kernel "
-            f"(kernelctl remove {name}).",
-            f"kernelctl: what the environment {root} was built on ({base.label}) is not "
-            "available in this session.", base.layers, base.launch_steps)
-        progress(f"Writing the kernel {name}")
-        if existing is not None:
-            _fix_in_place(kernel_dir, spec.to_text(), launcher, tx)
-        else:
-            staged = stage_kernel(kernel_dir.parent, name, spec,
+        with Transaction(home, [name]) as tx:
+            venv = Venv(root=root, python=python, site_packages=site_packages(root) or root)
+            binding = replace(base.binding(), venv=str(root), adopted="yes",
+                              kernelctl_version=__version__,
+                              created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            display = request.display_name or (existing.display_name if existing else
+                                               f"Python {interpreter.major_minor} ({root.name})")
+            spec = build_spec(kernel_dir / LAUNCHER, display,
+                              kernel_env(venv, base, base.frozen(env), own_bin()),
+                              binding, base.launcher_shell)
+            if existing is not None and existing.spec is not None:
+                # What the hand-made kernel.json set stays, as written (its ${VAR}s stay
+                # templates), unless kernelctl must set it.
+                spec = replace(spec, env={**existing.spec.env, **spec.env})
+            launcher = launcher_script(
+                python, interpreter.version, root, base.digest or "",
+                f"kernelctl: the environment {root} no longer exists. Remove this kernel "
+                f"(kernelctl remove {name}).",
+                f"kernelctl: what the environment {root} was built on ({base.label}) is not "
+                "available in this session.", base.layers, base.launch_steps)
+            progress(f"Writing the kernel {name}")
+            staged = stage_kernel(kernel_dir_target(kernel_dir).parent, name, spec,
                                   ipykernel_logos(interpreter.ipykernel), tx, launcher)
+            if existing is not None:
+                _keep_original(existing.resource_dir, staged)
             install_staged(staged, kernel_dir, tx)
     return KernelInfo(name=name, display_name=display, language="python",
                       resource_dir=kernel_dir, managed=True, status=Status.OK,
@@ -165,26 +176,33 @@ def _give_ipykernel(root: Path, python: Path, request: AdoptRequest, env: Mappin
             "Pass --install-ipykernel to let kernelctl pip-install it there (the only "
             "change it would make to the environment), or install it yourself.")
     progress(f"Installing ipykernel into {root} (pip)")
-    run([python, "-m", "pip", "install", "--no-warn-script-location",
-         *pip_options(request.no_index, request.find_links), "ipykernel"],
-        env={**env, "PIP_REQUIRE_VIRTUALENV": "0"}, what="pip install ipykernel",
-        hint="Offline: --no-index --find-links DIR with a directory of wheels.")
+    before = _installed(root)
+    try:
+        run([python, "-m", "pip", "install", "--no-warn-script-location",
+             *pip_options(request.no_index, request.find_links), "ipykernel"],
+            env={**env, "PIP_REQUIRE_VIRTUALENV": "0"}, what="pip install ipykernel",
+            hint="Offline: --no-index --find-links DIR with a directory of wheels.")
+    except (Interrupted, KeyboardInterrupt) as exc:
+        added = sorted(set(_installed(root).items()) - set(before.items()))
+        done = (f"pip had already installed into {root}: "
+                + ", ".join(f"{n} {v}" for n, v in added) if added
+                else f"pip had installed nothing into {root} yet")
+        raise Interrupted(f"{getattr(exc, 'message', 'interrupted')}: no kernel was written; "
+                          f"{done}", "Run the same kernelctl adopt again to finish.",
+                          signum=getattr(exc, "signum", 2)) from None
     return probe(python, env)
 
 
-def _fix_in_place(kernel_dir: Path, spec_text: str, launcher: str, tx: Transaction) -> None:
-    """A hand-made kernelspec, fixed where it is: its other files (logos) stay, its
-    kernel.json is kept as ORIGINAL_SPEC, the new one is written last and atomically."""
-    from importlib import resources
-
-    original = (kernel_dir / "kernel.json").read_text(encoding="utf-8")
-    explainer = resources.files("kernelctl").joinpath("resources", "kernelctl_explain.py")
-    for file_name, text in ((ORIGINAL_SPEC, original), (LAUNCHER, launcher),
-                            (EXPLAINER, explainer.read_text())):
-        _write_new(kernel_dir / file_name, text, tx)
-    write_atomically(kernel_dir / "kernel.json", spec_text)
+def _installed(root: Path) -> dict:
+    """{distribution: version} in the environment's own site-packages."""
+    return {name: dist.version for name, dist in own_distributions(root).items()}
 
 
-def _write_new(path: Path, text: str, tx: Transaction) -> None:
-    path.write_text(text)
-    tx.undo_with(lambda: remove_path(path))
+def _keep_original(kernel_dir: Path, staged: Path) -> None:
+    """A hand-made kernelspec, fixed: its logos and other kernelspec files carried, its
+    kernel.json kept as ORIGINAL_SPEC so the user can go back."""
+    source = kernel_dir_target(kernel_dir)
+    for name in ("kernel.js", "kernel.css", *LOGO_FILES):
+        if os.path.isfile(source / name):
+            shutil.copyfile(source / name, staged / name)
+    shutil.copyfile(source / "kernel.json", staged / ORIGINAL_SPEC)

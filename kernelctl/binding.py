@@ -28,6 +28,9 @@ class Binding:
     adopted: Optional[str] = None  # "yes": the environment is the user's, never deleted
     kernelctl_version: Optional[str] = None
     created: Optional[str] = None
+    # The env entries kernelctl wrote, "KEY:digest,...": what a rebuild may set anew;
+    # any other entry (or one whose digest no longer matches) is the user's, and carried.
+    env_written: Optional[str] = None
 
     @classmethod
     def from_metadata(cls, data: dict) -> "Binding":
@@ -48,7 +51,7 @@ class Binding:
     def public(self) -> dict:
         """The `base` object of --json output: the binding without what is not the base."""
         data = self.to_metadata()
-        for key in ("venv", "kernelctl_version", "created"):
+        for key in ("venv", "kernelctl_version", "created", "env_written"):
             data.pop(key, None)
         return data
 

@@ -97,7 +97,11 @@ def create(
                                            help="Requirements file (repeatable)."),
     no_index: bool = typer.Option(False, "--no-index", help="Do not use a package index (offline)."),
     find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
-    force: bool = typer.Option(False, "--force", help="Replace a kernel/environment of that name."),
+    force: bool = typer.Option(False, "--force", help="Replace a kernel/environment of that "
+                               "name (the old one stays until the new one has started)."),
+    delete_user_files: bool = typer.Option(
+        False, "--delete-user-files", help="With --force: the old environment may go even "
+        "though it holds files you put there."),
     installer: str = typer.Option("auto", "--installer", help="auto (uv when installed, "
                                   "else pip), pip or uv."),
     from_file: Optional[Path] = typer.Option(
@@ -114,7 +118,8 @@ def create(
     request = CreateRequest(
         base=base, name=name, display_name=display_name, venv=venv, prefix=prefix,
         packages=tuple(package), requirement_files=tuple(requirement), no_index=no_index,
-        find_links=tuple(find_links), force=force, installer=installer)
+        find_links=tuple(find_links), force=force, installer=installer,
+        delete_user_files=delete_user_files)
     home = kernelctl_home()
     if from_file is not None:
         kernel = _run(renderer, lambda: create_from(from_file, request, os.environ, home,
@@ -135,6 +140,7 @@ def list_kernels(
     from kernelctl.inventory import find_kernels
 
     renderer = Renderer(as_json)
+    _recover_dead_runs()
     renderer.kernels(_run(renderer, lambda: find_kernels(os.environ, include_shadowed=show_all)))
 
 
@@ -148,6 +154,7 @@ def show(
     from kernelctl.inventory import find_kernel, kernel_record
 
     renderer = Renderer(as_json)
+    _recover_dead_runs()
     kernel = _run(renderer, lambda: find_kernel(name, os.environ))
     renderer.kernel_detail(kernel, kernel_record(kernel))
 
@@ -160,21 +167,36 @@ def remove(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     broken: bool = typer.Option(False, "--broken", help="Remove all broken kernelctl kernels."),
+    delete_user_files: bool = typer.Option(
+        False, "--delete-user-files", help="Also delete an environment that holds files you "
+        "put there (pip's src/ checkouts, notes); without it, such a kernel is kept."),
     as_json: bool = typer.Option(False, "--json", help="Print {removed, would_remove} as JSON."),
 ) -> None:
-    """Remove kernels, and the environments kernelctl made for them."""
-    from kernelctl.remove import apply_removals, plan_removals
+    """Remove kernels, and the environments kernelctl made for them. A kernel that must
+    stay (your files in it) is named and kept; the others still go."""
+    from kernelctl.remove import RemovalOptions, apply_removals, plan_removals
 
     renderer = Renderer(as_json)
-    removals = _run(renderer, lambda: plan_removals(names or [], broken, keep_venv, os.environ))
+    options = RemovalOptions(keep_venv, delete_user_files)
+    removals, refused = _run(renderer, lambda: plan_removals(names or [], broken, options,
+                                                             os.environ))
+    for refusal in refused:
+        renderer.error(refusal)
     renderer.removal_plan(removals, dry_run)
     if dry_run or not removals:
+        if refused:
+            raise typer.Exit(1)
         return
     if not yes and not _run(renderer, lambda: renderer.confirm("Remove these?")):
         renderer.declined("nothing was removed")
         raise typer.Exit(1)
-    _run(renderer, lambda: apply_removals(removals, kernelctl_home()))
-    renderer.removed(removals)
+    done, failed = _run(renderer, lambda: apply_removals(removals, kernelctl_home(), os.environ,
+                                                         options))
+    for failure in failed:
+        renderer.error(failure)
+    renderer.removed(done)
+    if refused or failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -340,6 +362,9 @@ def rebuild(
     find_links: List[str] = typer.Option([], "--find-links", help="Directory or URL of wheels."),
     installer: str = typer.Option("auto", "--installer", help="auto (uv when installed, "
                                   "else pip), pip or uv."),
+    delete_user_files: bool = typer.Option(
+        False, "--delete-user-files", help="The old environment may go even though it "
+        "holds files you put there (pip's src/ checkouts, notes)."),
     as_json: bool = typer.Option(False, "--json", help="Print {rebuilt: [KERNEL...]} as JSON."),
 ) -> None:
     """Make kernels' environments again (on a new base after the old one was retired),
@@ -348,13 +373,23 @@ def rebuild(
     from kernelctl.rebuild import rebuild as rebuild_kernel
 
     renderer = Renderer(as_json)
-    done = []
+    done, failed = [], []
     for name in _run(renderer, lambda: kernels_to_rebuild(names or [], stale, os.environ)):
-        request = RebuildRequest(name, base, no_index, tuple(find_links), installer)
-        done.append(_run(renderer, lambda: rebuild_kernel(
-            request, os.environ, kernelctl_home(), renderer.progress, renderer.notice)))
+        request = RebuildRequest(name, base, no_index, tuple(find_links), installer,
+                                 delete_user_files)
+        try:
+            done.append(_run(renderer, lambda: rebuild_kernel(
+                request, os.environ, kernelctl_home(), renderer.progress, renderer.notice)))
+        except typer.Exit as stop:  # one kernel's refusal does not stop the others
+            failed.append(name)
+            if stop.exit_code != 1:  # interrupted: stop here, saying what was done
+                renderer.rebuilt(done)
+                raise
+            continue
         renderer.rebuilt_one(done[-1])
     renderer.rebuilt(done)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -470,6 +505,19 @@ def show_recipe(
     renderer.recipe_detail(entry)
     if entry.recipe is None:
         raise typer.Exit(1)
+
+
+def _recover_dead_runs() -> None:
+    """A kernelctl run killed mid-change (SIGKILL) left a journal: what it had moved
+    aside is put back before kernels are listed, so a kernel is never missing."""
+    from kernelctl.transaction import LEFTOVERS, sweep_leftovers
+
+    home = kernelctl_home()
+    if os.path.isdir(home / LEFTOVERS):  # the usual case costs one stat
+        try:
+            sweep_leftovers(home)
+        except OSError:
+            pass  # listing matters more; the next change sweeps again
 
 
 def _run(renderer: Renderer, action):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,18 +21,26 @@ from kernelctl.environment import (
     own_bin,
     pip_options,
 )
-from kernelctl.errors import KernelctlError, NameTaken, disk_errors
+from kernelctl.errors import Interrupted, KernelctlError, NameTaken, disk_errors
 from kernelctl.installers import choose
 from kernelctl.kernelspec import (
     LAUNCHER,
     build_spec,
     check_kernel_name,
+    check_replaceable,
     install_staged,
     ipykernel_logos,
     kernels_dir,
     launcher_script,
-    make_room_for_kernel,
     stage_kernel,
+)
+from kernelctl.ownership import (
+    half_made_venv,
+    kernel_dir_target,
+    owns,
+    retire_venv,
+    user_files_in_venv,
+    venv_verdict,
 )
 from kernelctl.model import KernelInfo, Status
 from kernelctl.paths import check_writable, same_path
@@ -38,10 +49,9 @@ from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_re
 from kernelctl.redact import redact
 from kernelctl.transaction import (
     Transaction,
+    aside_name,
     locks,
     make_dirs,
-    move_aside,
-    remove_path,
     stop_signals_raise,
     sweep_leftovers,
 )
@@ -63,6 +73,7 @@ class CreateRequest:
     find_links: tuple = ()
     force: bool = False
     installer: str = "auto"  # auto (uv when installed, else pip), pip or uv
+    delete_user_files: bool = False  # --force may delete a venv holding the user's files
 
 
 def create(request: CreateRequest, env: Mapping[str, str], home: Path,
@@ -90,13 +101,32 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     sweep_leftovers(home)
     check_writable([home, kernel_dir.parent, venv_root.parent], "kernelctl create")
     with disk_errors("creating the kernel"), stop_signals_raise(), \
-            locks(home, [name], [venv_root]), Transaction(home) as tx:
-        make_room_for_kernel(kernel_dir, request.force, tx)
-        _make_room_for_venv(venv_root, kernel_dir, request.force, env, tx)
-        staged, kernel = build_kernel(request, base, name, venv_root, kernel_dir, env,
-                                      progress, notice, tx)
+            locks(home, [name], [venv_root]), Transaction(home, [name]) as tx:
+        # Checked under the lock: another run may have changed them since.
+        check_replaceable(kernel_dir, request.force)
+        old_venv = _venv_of_kernel(kernel_dir)
+        build_at = _make_room_for_venv(venv_root, kernel_dir, request, env, tx)
+        with locks(home, (), [build_at] if build_at != venv_root else []):
+            staged, kernel = build_kernel(request, base, name, build_at, kernel_dir, env,
+                                          progress, notice, tx)
+        if os.path.lexists(kernel_dir):
+            progress(f"Starting the new kernel {name} to check it")
+            check_starts(staged, kernel, env)  # the old one stays until the new one works
         install_staged(staged, kernel_dir, tx)
+        for venv in dict.fromkeys(v for v in (old_venv, venv_root) if v and v != build_at):
+            kept = retire_venv(venv, kernel_dir, name, tx, env, request.delete_user_files)
+            if kept:
+                notice(kept)
     return kernel
+
+
+def _venv_of_kernel(kernel_dir: Path) -> Optional[Path]:
+    """The venv a kernelctl kernel at `kernel_dir` runs, from its kernel.json."""
+    from kernelctl.inventory import read_spec
+
+    spec, _ = read_spec(os.path.join(kernel_dir, "kernel.json"))
+    binding = spec.binding if spec is not None else None
+    return Path(binding.venv) if binding is not None and binding.venv else None
 
 
 def build_kernel(request: CreateRequest, base: Base, name: str, venv_root: Path,
@@ -104,7 +134,7 @@ def build_kernel(request: CreateRequest, base: Base, name: str, venv_root: Path,
                  notice: Progress, tx: Transaction) -> Tuple[Path, KernelInfo]:
     """The venv at `venv_root` and the kernel, staged (not yet at `kernel_dir`): the part
     of create that `rebuild` shares."""
-    venv = _build_venv(venv_root, base, request, name, env, progress, notice, tx)
+    venv = _build_venv(venv_root, base, request, name, kernel_dir, env, progress, notice, tx)
     progress(f"Writing the kernel {name}")
     binding = replace(base.binding(), venv=str(venv.root),
                       kernelctl_version=__version__, created=_now())
@@ -131,31 +161,48 @@ def _checked_venv_path(venv: Path) -> Path:
     return root
 
 
-def _make_room_for_venv(venv_root: Path, kernel_dir: Path, force: bool,
-                        env: Mapping[str, str], tx: Transaction) -> None:
+def _make_room_for_venv(venv_root: Path, kernel_dir: Path, request: CreateRequest,
+                        env: Mapping[str, str], tx: Transaction) -> Path:
+    """Where the new venv is built: `venv_root` when it is free; beside it when --force
+    replaces kernelctl's venv there (venvs cannot be moved, and the old one must stay
+    whole until the new kernel has started)."""
     if not os.path.lexists(venv_root):
-        return
+        return venv_root
     if os.path.isdir(venv_root) and not os.path.islink(venv_root):
         record = read_record(venv_root)
-        if record is None and os.path.exists(venv_root / INCOMPLETE_MARKER):
-            remove_path(venv_root)  # left by a create that was killed (we hold its lock)
-            return
         if not os.listdir(venv_root):
-            venv_root.rmdir()
-            tx.undo_with(lambda: venv_root.mkdir(exist_ok=True))
-            return
+            tx.moved_aside(venv_root, aside_name(venv_root, venv_root.parent))
+            return venv_root
         if record is not None:
             _check_not_in_use(venv_root, kernel_dir, env)
-            if not force:
+            if not request.force:
                 raise NameTaken(f"the environment {venv_root} already exists (made by "
                                 f"kernelctl for the kernel '{record.kernel}')",
                                 "Pass --force to rebuild it, or choose another --name/--venv.")
-            move_aside(venv_root, tx)
-            return
+            # Said now, not after the build: its files would be lost.
+            if not owns(record, kernel_dir, kernel_dir.name) or user_files_in_venv(venv_root):
+                from kernelctl.inventory import find_kernels
+
+                venv_verdict(venv_root, kernel_dir, kernel_dir.name,
+                             find_kernels(env, include_shadowed=True), request.delete_user_files)
+            return free_path_beside(venv_root)
+        if half_made_venv(venv_root):  # left by a create that was killed (we hold its lock)
+            tx.moved_aside(venv_root, aside_name(venv_root, venv_root.parent))
+            return venv_root
     raise KernelctlError(
         f"{venv_root} exists and was not made by kernelctl; it will not be touched",
         "Choose another --venv (or --name), or move that directory away yourself.",
     )
+
+
+def free_path_beside(venv: Path) -> Path:
+    """A free path next to `venv` (never `venv` itself, even when it is gone: its
+    retirement after the switch must not find the new venv there)."""
+    stem = re.sub(r"-\d+$", "", venv.name)
+    for candidate in [venv.parent / stem] + [venv.parent / f"{stem}-{i}" for i in range(2, 100)]:
+        if candidate != venv and not os.path.lexists(candidate):
+            return candidate
+    raise KernelctlError(f"no free name next to {venv}", "Remove old environments there.")
 
 
 def _check_not_in_use(venv_root: Path, kernel_dir: Path, env: Mapping[str, str]) -> None:
@@ -173,11 +220,11 @@ def _check_not_in_use(venv_root: Path, kernel_dir: Path, env: Mapping[str, str])
             f"Choose another --venv, or remove {users[0]} first (kernelctl remove {users[0]}).")
 
 
-def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
+def _build_venv(root: Path, base: Base, request: CreateRequest, name: str, kernel_dir: Path,
                 env: Mapping[str, str], progress: Progress, notice: Progress,
                 tx: Transaction) -> "_BuiltVenv":
     make_dirs(root.parent, tx)
-    tx.undo_with(lambda: remove_path(root))
+    tx.made(root, venv=True)
     root.mkdir()
     (root / INCOMPLETE_MARKER).write_text(f"{os.getpid()}\n")
     progress(f"Creating the environment {root}")
@@ -204,7 +251,8 @@ def _build_venv(root: Path, base: Base, request: CreateRequest, name: str,
         kernel=name, kernelctl_version=__version__, created=_now(),
         base=base.binding().to_metadata(),
         packages=tuple(redact(p) for p in packages + missing),
-        requirement_files=tuple(str(Path(r).absolute()) for r in request.requirement_files)))
+        requirement_files=tuple(str(Path(r).absolute()) for r in request.requirement_files),
+        kernel_dir=str(kernel_dir_target(kernel_dir))))
     (root / INCOMPLETE_MARKER).unlink()
     return _BuiltVenv(venv.root, venv.python, venv.site_packages, checked.ipykernel)
 
@@ -254,3 +302,52 @@ class _BuiltVenv(Venv):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+START_TIMEOUT = 120.0
+
+
+def check_starts(staged: Path, made: KernelInfo, env: Mapping[str, str]) -> None:
+    """Start the staged kernel through its own launcher and run a line of code in it:
+    what replaces a working kernel must work first."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    assert made.spec is not None
+    spec = made.spec.to_dict()
+    spec["argv"] = [str(staged / LAUNCHER) if arg == str(made.resource_dir / LAUNCHER) else arg
+                    for arg in spec["argv"]]
+    with tempfile.TemporaryDirectory(prefix="kernelctl-check-") as kernels:
+        os.makedirs(os.path.join(kernels, "check"))
+        with open(os.path.join(kernels, "check", "kernel.json"), "w") as out:
+            json.dump(spec, out)
+        manager = KernelManager(kernel_name="check",
+                                kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]))
+        with tempfile.TemporaryFile() as output:
+            try:
+                _run_a_line(manager, env, output)
+            except (Interrupted, KeyboardInterrupt):
+                raise  # stopped by the user, not a failed start
+            except Exception as exc:  # any failure to start is the finding
+                output.seek(0)
+                tail = output.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+                raise KernelctlError(
+                    f"the new kernel did not start ({exc}); the old one is unchanged"
+                    + "".join(f"\n  {line}" for line in tail),
+                    "kernelctl doctor --deep shows what the old one does.") from exc
+            finally:
+                if manager.has_kernel:
+                    manager.shutdown_kernel(now=True)
+
+
+def _run_a_line(manager, env: Mapping[str, str], output) -> None:
+    manager.start_kernel(env=dict(env), stdout=output, stderr=output)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=START_TIMEOUT)
+        reply = client.execute_interactive("import sys", timeout=START_TIMEOUT)
+    finally:
+        client.stop_channels()
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(reply["content"].get("evalue"))

@@ -35,9 +35,13 @@ class CommandFailed(KernelctlError):
 
 
 class Interrupted(KernelctlError):
-    """Ctrl-C, SIGTERM or SIGHUP arrived; work done so far has been undone."""
+    """Ctrl-C, SIGTERM or SIGHUP arrived; the message says what stands. The exit status
+    is the shell's for that signal (130 for Ctrl-C, 143 for SIGTERM)."""
 
-    exit_code = 130
+    def __init__(self, message: str, hint: str = "", signum: int = 2) -> None:
+        super().__init__(message, hint)
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}

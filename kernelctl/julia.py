@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +24,8 @@ from kernelctl.kernelspec import (
     check_kernel_name,
     install_staged,
     kernels_dir,
-    make_room_for_kernel,
+    check_replaceable,
+    staging_dir,
 )
 from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.proc import run
@@ -113,9 +113,9 @@ def julia_kernels(request: JuliaRequest, env: Mapping[str, str], home: Path,
     names = [name] + ([f"{name}-nsys"] if nsys else [])
     sweep_leftovers(home)
     with disk_errors("writing the kernels"), stop_signals_raise(), locks(home, names), \
-            Transaction(home) as tx:
-        for kernel_name in names:
-            make_room_for_kernel(kernels / kernel_name, request.force, tx)
+            Transaction(home, names) as tx:
+        for kernel_name in names:  # under the lock: as they are now
+            check_replaceable(kernels / kernel_name, request.force)
         progress(f"Writing the kernel {name} with IJulia.installkernel")
         staged = _installkernel(install, name, display, project, julia_env, kernels, tx)
         written = _written_spec(staged / "kernel.json")
@@ -233,9 +233,9 @@ def _installkernel(install: JuliaInstall, name: str, display: str, project: str,
                    env: Mapping[str, str], kernels: Path, tx: Transaction) -> Path:
     """IJulia.installkernel into a staging data dir beside `kernels`; the written dir."""
     kernels.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".kernelctl-julia-", dir=kernels.parent))
-    tx.leftover(staging)
-    tx.undo_with(lambda: remove_path(staging))
+    staging = staging_dir(kernels, f"julia-{name}")
+    tx.made(staging)
+    staging.mkdir()
     tx.after_success(lambda: remove_path(staging))
     _julia(install.launcher, INSTALL_KERNEL, {
         **env, "JUPYTER_DATA_DIR": str(staging), "KERNELCTL_SPECNAME": name,
@@ -258,13 +258,13 @@ def _robust_spec(spec: KernelSpec, install: JuliaInstall, env: Mapping[str, str]
                  threads: Optional[str], binding: JuliaBinding) -> KernelSpec:
     """Run the stable launcher (IJulia wrote Sys.BINDIR's julia, which updates and purges
     remove) with the environment julia needs written in, whatever the server has."""
-    kernel_env = {**spec.values(), **install.env}
+    kernel_env = dict(install.env)
     if threads:
         kernel_env["JULIA_NUM_THREADS"] = threads
     path = [str(install.launcher.parent)] + [p for p in env.get("PATH", "").split(os.pathsep) if p]
     kernel_env["PATH"] = os.pathsep.join(dict.fromkeys(path))
     return replace(spec, argv=(str(install.launcher), *spec.argv[1:])) \
-        .with_values(kernel_env).with_binding(binding)
+        .with_literals(kernel_env).with_binding(binding)
 
 
 def _nsys_spec(spec: KernelSpec, nsys: Path, display: str,
@@ -273,7 +273,7 @@ def _nsys_spec(spec: KernelSpec, nsys: Path, display: str,
     shown = f"{custom_display} (Nsight Systems)" if custom_display else \
         f"{display} (Nsight Systems)"
     return replace(spec, display_name=shown, argv=(str(nsys), "launch", "--trace=cuda", *spec.argv)) \
-        .with_values({**spec.values(), "JULIA_CUDA_NSYS": str(nsys)}) \
+        .with_literals({"JULIA_CUDA_NSYS": str(nsys)}) \
         .with_binding(replace(_julia_binding(spec), nsys=str(nsys)))
 
 

@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
 import shutil
-import tempfile
+import uuid
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 from kernelctl.binding import Binding
 from kernelctl.errors import KernelctlError, NameTaken
-from kernelctl.model import KERNEL_NAME_RE, METADATA_KEY, KernelSpec
+from kernelctl.model import KERNEL_NAME_RE, METADATA_KEY, KernelSpec, env_digest, escape_env
+from kernelctl.ownership import (  # noqa: F401 (re-exported: the kernelspec's files)
+    EXPLAINER,
+    KERNELSPEC_FILES,
+    LAUNCHER,
+    LOGO_FILES,
+    ORIGINAL_SPEC,
+    check_only_kernelspec,
+    kernel_dir_target,
+)
 from kernelctl.paths import new_dir_mode
-from kernelctl.transaction import Transaction, move_aside, remove_path
+from kernelctl.transaction import Transaction, aside_name, move_aside
 
 # A file name holds 255 bytes; kernelctl adds prefixes and suffixes (".kernelctl-old-",
 # a pid) to names it moves aside or stages.
 MAX_NAME_LENGTH = 100
-LOGO_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
-LAUNCHER = "kernelctl-launch.sh"
-EXPLAINER = "kernelctl-explain.py"
 # The launcher's first argument that makes it exec the rest instead of the kernel.
 RUN_FLAG = "--kernelctl-run"
-# A hand-made kernel.json that `kernelctl adopt` fixed, kept so the user can go back.
-ORIGINAL_SPEC = "kernel.json.before-kernelctl"
-# What a kernelspec directory may hold; anything else means it is not only a kernelspec.
-KERNELSPEC_FILES = {"kernel.json", "kernel.js", "kernel.css", LAUNCHER, EXPLAINER, ORIGINAL_SPEC,
-                    *LOGO_FILES}
 
 
 def check_kernel_name(name: str) -> str:
@@ -45,26 +48,6 @@ def check_kernel_name(name: str) -> str:
             f"e.g. --name {suggestion}",
         )
     return name
-
-
-def foreign_files(resource_dir: Path) -> list:
-    """What a kernel directory holds besides a kernelspec (someone's notes or data)."""
-    try:
-        return sorted(set(os.listdir(resource_dir)) - KERNELSPEC_FILES)
-    except OSError as exc:
-        raise KernelctlError(f"cannot read {resource_dir}: {exc.strerror}",
-                             "Check its permissions, or remove it yourself.") from exc
-
-
-def check_only_kernelspec(resource_dir: Path) -> None:
-    """Refuse to delete a directory holding more than a kernelspec."""
-    if os.path.islink(resource_dir) or not os.path.isdir(resource_dir):
-        return
-    extra = foreign_files(resource_dir)
-    if extra:
-        raise KernelctlError(
-            f"{resource_dir} holds files that are not part of a kernelspec ({', '.join(extra[:5])})",
-            "kernelctl will not delete them; move them away or remove the directory yourself.")
 
 
 def made_by_kernelctl(resource_dir: Path) -> bool:
@@ -134,6 +117,9 @@ def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
 
 def build_spec(launcher: Path, display_name: str, env: dict, binding: Binding,
                shell: str = "/bin/sh") -> KernelSpec:
+    stored = escape_env(env)
+    binding = replace(binding, env_written=",".join(
+        f"{key}:{env_digest(value)}" for key, value in sorted(stored.items())))
     return KernelSpec(
         # /bin/sh always exists, so a kernel whose Python is gone can still explain itself.
         argv=(shell, str(launcher), "-f", "{connection_file}"),
@@ -150,16 +136,12 @@ def _at_least(version: str, minimum: tuple) -> bool:
 
 def stage_kernel(kernels: Path, name: str, spec: KernelSpec, logo_dir: Optional[Path],
                  tx: Transaction, launcher: str = "") -> Path:
-    """Write the kernel into a hidden temp dir beside `kernels`; install_staged moves it in.
-
-    The temp dir is outside `kernels` so Jupyter never lists a half-written kernel, and
-    it goes on failure (a full disk halfway) and after a SIGKILL (the next run sweeps it).
-    """
+    """Write the kernel into a hidden dir where Jupyter never looks, on the filesystem
+    of `kernels`; install_staged moves it in. A dead run's is deleted by the next run."""
     kernels.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".kernelctl-{name}-", dir=kernels.parent))
-    tx.leftover(staging)
-    tx.undo_with(lambda: remove_path(staging))
-    staging.chmod(new_dir_mode())  # mkdtemp makes 0700; a --prefix kernel is shared
+    staging = staging_dir(kernels, name)
+    tx.made(staging)
+    staging.mkdir(mode=new_dir_mode())  # a --prefix kernel is shared
     (staging / "kernel.json").write_text(spec.to_text())
     if launcher:
         (staging / LAUNCHER).write_text(launcher)
@@ -169,6 +151,20 @@ def stage_kernel(kernels: Path, name: str, spec: KernelSpec, logo_dir: Optional[
         if logo_dir and os.path.isfile(logo_dir / logo):
             shutil.copyfile(logo_dir / logo, staging / logo)
     return staging
+
+
+def staging_dir(kernels: Path, name: str) -> Path:
+    """Beside the kernels dir (Jupyter lists every subdirectory of it), unless that is
+    another filesystem: then inside it, under a name Jupyter rejects ('~')."""
+    real = Path(os.path.realpath(kernels))
+    try:
+        same_device = os.stat(real).st_dev == os.stat(real.parent).st_dev \
+            and os.access(real.parent, os.W_OK)
+    except OSError:
+        same_device = False
+    if same_device:
+        return aside_name(Path(name), real.parent, "new")
+    return real / f".kernelctl~new-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def ipykernel_logos(ipykernel_location: Optional[str]) -> Optional[Path]:
@@ -183,24 +179,35 @@ def ipykernel_logos(ipykernel_location: Optional[str]) -> Optional[Path]:
     return None
 
 
-def make_room_for_kernel(kernel_dir: Path, force: bool, tx: Transaction) -> None:
-    """An existing kernel of that name stays unless --force; then it is moved aside, and
-    only if kernelctl made it and it holds nothing but a kernelspec."""
+def check_replaceable(kernel_dir: Path, force: bool) -> None:
+    """An existing kernel of that name stays unless --force; then it is replaced only if
+    kernelctl made it and it holds nothing but a kernelspec."""
     if not os.path.lexists(kernel_dir):
         return
     if not force:
         raise NameTaken(f"a kernel named '{kernel_dir.name}' already exists at {kernel_dir}",
                         "Pass --force to replace it, or choose another --name.")
-    if os.path.islink(kernel_dir) or not made_by_kernelctl(kernel_dir):
+    if not made_by_kernelctl(kernel_dir):
         raise KernelctlError(
             f"the kernel '{kernel_dir.name}' at {kernel_dir} was not made by kernelctl; "
             "--force replaces only kernelctl's own kernels",
             f"Choose another --name, or remove it first (kernelctl remove {kernel_dir.name}).")
-    check_only_kernelspec(kernel_dir)
-    move_aside(kernel_dir, tx, beside=kernel_dir.parent.parent)
+    check_only_kernelspec(kernel_dir, "replace")
 
 
-def install_staged(staging: Path, kernel_dir: Path, tx: Transaction) -> None:
-    """Move a staged kernel into place: the last step, so Jupyter sees all or nothing."""
-    os.rename(staging, kernel_dir)
-    tx.undo_with(lambda: remove_path(kernel_dir))
+def install_staged(staged: Path, kernel_dir: Path, tx: Transaction) -> None:
+    """Put a staged kernel in place, the one switch: a new name is one rename; an
+    existing kernel is swapped with it in one atomic step (its symlink followed, never
+    replaced), so Jupyter always sees the old kernel or the new one."""
+    if not os.path.lexists(kernel_dir):
+        tx.placed(staged, kernel_dir)
+        return
+    target = kernel_dir_target(kernel_dir)
+    try:
+        tx.exchanged(staged, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        # No atomic swap on this filesystem (NFS): two renames, both journaled.
+        move_aside(target, tx, beside=staged.parent)
+        tx.placed(staged, target)

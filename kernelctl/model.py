@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import string
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -129,12 +131,20 @@ class KernelSpec:
         binding = self.metadata.get(METADATA_KEY)
         return Binding.from_metadata(binding) if isinstance(binding, dict) else None
 
-    def values(self) -> dict:
-        """The env the kernel gets (where no ${VAR} is substituted)."""
-        return {key: value.replace("$$", "$") for key, value in self.env.items()}
+    def values(self, server_env: Mapping[str, str] = {}) -> dict:
+        """The env the kernel gets from a server whose environment is `server_env`:
+        jupyter_client's substitution (`${VAR}`/`$VAR` replaced, unset ones left as
+        text, `$$` a literal `$`)."""
+        return {key: expand(value, server_env) for key, value in self.env.items()}
 
     def with_values(self, values: Mapping[str, str]) -> "KernelSpec":
+        """The env set to literal values (kernelctl's own), escaped as stored."""
         return replace(self, env=escape_env(values))
+
+    def with_literals(self, values: Mapping[str, str]) -> "KernelSpec":
+        """Some entries set to literal values; the others kept as stored (a user's
+        `${LD_LIBRARY_PATH}:/opt/lib` stays a template)."""
+        return replace(self, env={**self.env, **escape_env(values)})
 
     def with_binding(self, binding: Binding) -> "KernelSpec":
         return replace(self, metadata={**self.metadata, METADATA_KEY: binding.to_metadata()})
@@ -143,6 +153,20 @@ class KernelSpec:
 def escape_env(values: Mapping[str, str]) -> dict:
     """Literal values as kernel.json must store them for jupyter_client."""
     return {key: value.replace("$", "$$") for key, value in values.items()}
+
+
+def expand(stored: str, server_env: Mapping[str, str]) -> str:
+    """A stored env value as jupyter_client gives it to the kernel."""
+    return string.Template(stored).safe_substitute(server_env)
+
+
+def is_template(stored: str) -> bool:
+    """Whether a stored value refers to the server's variables (not only `$$`)."""
+    return "$" in stored.replace("$$", "")
+
+
+def env_digest(stored: str) -> str:
+    return hashlib.sha256(stored.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def _check_binding(binding: object) -> None:

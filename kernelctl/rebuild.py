@@ -10,31 +10,32 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl.bases import Base, resolve_base
-from kernelctl.create import CreateRequest, Progress, build_kernel
+from kernelctl.create import (
+    CreateRequest,
+    Progress,
+    build_kernel,
+    check_starts,
+    free_path_beside,
+)
 from kernelctl.errors import KernelctlError, disk_errors
-from kernelctl.kernelspec import LAUNCHER, install_staged
-from kernelctl.model import KernelInfo, Status
+from kernelctl.kernelspec import install_staged
+from kernelctl.model import METADATA_KEY, KernelInfo, KernelSpec, Status, env_digest
+from kernelctl.ownership import LOGO_FILES, kernel_dir_target, retire_venv, venv_verdict
 from kernelctl.proc import run
 from kernelctl.record import read_record, write_record
 from kernelctl.transaction import (
     Transaction,
     locks,
-    move_aside,
-    remove_path,
     stop_signals_raise,
     sweep_leftovers,
 )
 from kernelctl.venvs import own_distributions, requirement_name
-
-START_TIMEOUT = 120.0
-
 
 @dataclass(frozen=True)
 class RebuildRequest:
@@ -43,6 +44,7 @@ class RebuildRequest:
     no_index: bool = False
     find_links: tuple = ()
     installer: str = "auto"
+    delete_user_files: bool = False  # the old venv may go with files the user put there
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,11 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
             f"{r} ({provided[requirement_name(r)]})" for r in from_base) + ": not reinstalled")
     sweep_leftovers(home)
     with disk_errors("rebuilding the kernel"), stop_signals_raise(), \
-            locks(home, [kernel.name], [old_venv]), Transaction(home) as tx:
-        new_venv = _beside(old_venv, kernel.name)
+            locks(home, [kernel.name], [old_venv]), Transaction(home, [kernel.name]) as tx:
+        kernel = _again_under_lock(kernel, env)
+        old_venv = _rebuildable(kernel)
+        _check_venv_may_go(old_venv, kernel, request, env)
+        new_venv = free_path_beside(old_venv)
         create = CreateRequest(base=base.spec, name=kernel.name,
                                display_name=kernel.display_name, venv=new_venv, packages=keep,
                                requirement_files=requirement_files, no_index=request.no_index,
@@ -85,15 +90,99 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
         with locks(home, (), [new_venv]):
             staged, made = build_kernel(create, base, kernel.name, new_venv,
                                         kernel.resource_dir, env, progress, notice, tx)
+        made = carry_user_changes(kernel, made, staged, notice)
         progress(f"Starting the new kernel {kernel.name} to check it")
-        _check_starts(staged, made, env)
+        check_starts(staged, made, env)
         _remember(new_venv, from_base)
         progress(f"Switching {kernel.name} to the new environment")
-        move_aside(kernel.resource_dir, tx, beside=kernel.resource_dir.parent.parent)
         install_staged(staged, kernel.resource_dir, tx)
-        if os.path.isdir(old_venv):
-            move_aside(old_venv, tx)  # deleted once the switch stands
+        kept = retire_venv(old_venv, kernel.resource_dir, kernel.name, tx, env,
+                           request.delete_user_files)
+        if kept:
+            notice(kept)
     return Rebuilt(made, binding.label, keep, from_base)
+
+
+# What the kernel.json of a kernelctl Python kernel holds beside its launcher.
+KERNEL_ARGV_TAIL = ("-f", "{connection_file}")
+CARRIED_FILES = ("kernel.js", "kernel.css", *LOGO_FILES)
+
+
+def carry_user_changes(old: KernelInfo, made: KernelInfo, staged: Path,
+                       notice: Progress) -> KernelInfo:
+    """The new kernel.json with what the user changed in the old one: env entries
+    (templates kept as templates), extra argv options, metadata and other keys, logos.
+    What cannot be carried is said before the switch."""
+    assert old.spec is not None and made.spec is not None
+    old_spec, new_spec = old.spec, made.spec
+    env, carried, lost = _carried_env(old_spec, new_spec, str(old.venv), str(made.venv))
+    argv = list(new_spec.argv)
+    if tuple(old_spec.argv[2:4]) == KERNEL_ARGV_TAIL and len(old_spec.argv) > 4:
+        argv += old_spec.argv[4:]
+        carried.append("argv " + " ".join(old_spec.argv[4:]))
+    elif tuple(old_spec.argv[2:4]) != KERNEL_ARGV_TAIL:
+        lost.append(f"argv (it was edited: {' '.join(old_spec.argv)})")
+    metadata = {**{k: v for k, v in old_spec.metadata.items() if k != METADATA_KEY},
+                **new_spec.metadata}
+    other = {**old_spec.other, **new_spec.other}
+    spec = replace(new_spec, argv=tuple(argv), env=env, metadata=metadata, other=other)
+    (staged / "kernel.json").write_text(spec.to_text())
+    source = kernel_dir_target(old.resource_dir)
+    for name in CARRIED_FILES:
+        if os.path.isfile(source / name):
+            shutil.copyfile(source / name, staged / name)
+    if carried:
+        notice(f"kept from the old kernel.json: {', '.join(carried)}")
+    if lost:
+        notice("not carried into the new kernel (kernelctl sets these for the new "
+               f"environment; edit kernel.json again if you need them): {'; '.join(lost)}")
+    return replace(made, spec=spec)
+
+
+def _carried_env(old: KernelSpec, new: KernelSpec, old_venv: str, new_venv: str):
+    """(the env, the user's entries carried, the user's entries that could not be)."""
+    written = _written_digests(old)
+    env, carried, lost = dict(new.env), [], []
+    for key, stored in old.env.items():
+        if written is None:  # made before kernelctl recorded what it wrote
+            users = key not in new.env and old_venv not in stored
+        else:
+            users = written.get(key) != env_digest(stored)
+        if not users:
+            continue
+        if key in new.env and new.env[key] != stored.replace(old_venv, new_venv):
+            lost.append(f"{key}={stored}")
+        else:
+            env[key] = stored
+            carried.append(key)
+    return env, carried, lost
+
+
+def _written_digests(spec: KernelSpec) -> Optional[dict]:
+    binding = spec.binding
+    if binding is None or binding.env_written is None:
+        return None
+    return dict(item.split(":", 1) for item in binding.env_written.split(",") if ":" in item)
+
+
+def _again_under_lock(kernel: KernelInfo, env: Mapping[str, str]) -> KernelInfo:
+    """The kernel as it is now that the lock is held (what was read before may be stale)."""
+    from kernelctl.inventory import find_kernels
+
+    for now in find_kernels(env, include_shadowed=True):
+        if now.resource_dir == kernel.resource_dir:
+            return now
+    raise KernelctlError(f"the kernel '{kernel.name}' was removed meanwhile; nothing was "
+                         "changed", "kernelctl list shows the kernels there are now.")
+
+
+def _check_venv_may_go(venv: Path, kernel: KernelInfo, request: RebuildRequest,
+                       env: Mapping[str, str]) -> None:
+    """Refuse before building, not after, when the old venv holds the user's files."""
+    from kernelctl.inventory import find_kernels
+
+    venv_verdict(venv, kernel.resource_dir, kernel.name, find_kernels(env, include_shadowed=True),
+                 request.delete_user_files)
 
 
 def _remember(venv: Path, from_base: tuple) -> None:
@@ -237,58 +326,3 @@ def _satisfied(requirement: str, provided: dict) -> bool:
     version = provided.get(requirement_name(requirement))
     return (version is not None and not parsed.url
             and parsed.specifier.contains(version, prereleases=True))
-
-
-def _beside(venv: Path, kernel: str) -> Path:
-    """A free path next to the old venv (venvs cannot be moved once made). One left by a
-    rebuild of this kernel that was killed before its switch is taken back."""
-    stem = re.sub(r"-\d+$", "", venv.name)
-    for candidate in [venv.parent / stem] + [venv.parent / f"{stem}-{i}" for i in range(2, 100)]:
-        if not os.path.lexists(candidate):  # the old one too, when it is gone
-            return candidate
-        if candidate == venv:
-            continue
-        record = read_record(candidate) if os.path.isdir(candidate) else None
-        if record is not None and record.kernel == kernel:
-            remove_path(candidate)
-            return candidate
-    raise KernelctlError(f"no free name next to {venv}", "Remove old environments there.")
-
-
-def _check_starts(staged: Path, made: KernelInfo, env: Mapping[str, str]) -> None:
-    """Start the staged kernel through its own launcher and run a line of code in it."""
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
-
-    assert made.spec is not None
-    spec = made.spec.to_dict()
-    spec["argv"] = [str(staged / LAUNCHER) if arg == str(made.resource_dir / LAUNCHER) else arg
-                    for arg in spec["argv"]]
-    with tempfile.TemporaryDirectory(prefix="kernelctl-check-") as kernels:
-        os.makedirs(os.path.join(kernels, "check"))
-        with open(os.path.join(kernels, "check", "kernel.json"), "w") as out:
-            json.dump(spec, out)
-        manager = KernelManager(kernel_name="check",
-                                kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]))
-        with tempfile.TemporaryFile() as output:
-            try:
-                manager.start_kernel(env=dict(env), stdout=output, stderr=output)
-                client = manager.client()
-                client.start_channels()
-                try:
-                    client.wait_for_ready(timeout=START_TIMEOUT)
-                    reply = client.execute_interactive("import sys", timeout=START_TIMEOUT)
-                finally:
-                    client.stop_channels()
-                if reply["content"]["status"] != "ok":
-                    raise RuntimeError(reply["content"].get("evalue"))
-            except Exception as exc:  # any failure to start is the finding
-                output.seek(0)
-                tail = output.read().decode("utf-8", "replace").strip().splitlines()[-5:]
-                raise KernelctlError(
-                    f"the rebuilt kernel did not start ({exc}); the old one is unchanged"
-                    + "".join(f"\n  {line}" for line in tail),
-                    "kernelctl doctor --deep shows what the old one does.") from exc
-            finally:
-                if manager.has_kernel:
-                    manager.shutdown_kernel(now=True)

@@ -37,10 +37,15 @@ class EnvRecord:
     base: dict
     packages: tuple = ()
     requirement_files: tuple = ()
+    # The kernel directory (real path) this venv was made for: what makes it that
+    # kernel's, where two prefixes each have a kernel of the same name. "" in old records.
+    kernel_dir: str = ""
     format: int = RECORD_FORMAT
 
     def to_toml(self) -> dict:
         data = asdict(self)
+        if not self.kernel_dir:
+            del data["kernel_dir"]
         data["packages"] = {"requested": list(self.packages),
                             "requirement_files": list(self.requirement_files)}
         del data["requirement_files"]
@@ -75,6 +80,7 @@ def _migrate(data: dict) -> EnvRecord:
         created=_typed(data, "created", str, ""), base=dict(_typed(data, "base", dict, {})),
         packages=_strings(packages, "requested"),
         requirement_files=_strings(packages, "requirement_files"),
+        kernel_dir=_typed(data, "kernel_dir", str, ""),
     )
 
 

@@ -1,24 +1,22 @@
 """`kernelctl remove`: delete kernelspecs and the environments kernelctl made for them.
 
 The one removal path: `remove`, `remove --broken` and `doctor --fix` all plan with
-plan_removal and delete with apply_removals, under the same locks as create/install.
-Each kernel goes in two renames (its venv first: a kernel without its venv is listed
-as broken and removable, never stuck), then the deletion of what was moved aside.
+plan_removal (kernelctl.ownership says what may go) and delete with apply_removals,
+under the same locks and journal as every other change. The plan is made again under
+the lock. A kernel goes in two journaled renames (its directory, then its venv) and one
+commit; a run killed before the commit gets both back from the next run.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple
 
 from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel, find_kernels
-from kernelctl.kernelspec import check_only_kernelspec
 from kernelctl.model import KernelInfo, Status
-from kernelctl.paths import same_path
-from kernelctl.record import read_record
+from kernelctl.ownership import check_removable_dir, venv_verdict
 from kernelctl.transaction import (
     Transaction,
     locks,
@@ -35,8 +33,16 @@ class Removal:
     venv_kept: str = ""  # why an environment stays, when one does
 
 
-def plan_removals(names: Sequence[str], broken: bool, keep_venv: bool,
-                  env: Mapping[str, str]) -> list:
+@dataclass(frozen=True)
+class RemovalOptions:
+    keep_venv: bool = False
+    delete_user_files: bool = False  # a venv holding the user's files goes too
+
+
+def plan_removals(names: Sequence[str], broken: bool, options: RemovalOptions,
+                  env: Mapping[str, str]) -> Tuple[list, list]:
+    """(the removals, a KernelctlError for each kernel that must stay): a refusal for
+    one kernel never stops the others."""
     if not names and not broken:
         raise KernelctlError("no kernel to remove was named",
                              "Name the kernels (kernelctl list shows them), or pass --broken.")
@@ -45,10 +51,17 @@ def plan_removals(names: Sequence[str], broken: bool, keep_venv: bool,
         chosen = [k for k in everything if k.managed and k.status == Status.BROKEN]
     else:
         chosen = _unique([find_kernel(_checked(name), env) for name in names])
-    return [plan_removal(kernel, everything, keep_venv) for kernel in chosen]
+    removals, refusals = [], []
+    for kernel in chosen:
+        try:
+            removals.append(plan_removal(kernel, everything, options))
+        except KernelctlError as refusal:
+            refusals.append(refusal)
+    return removals, refusals
 
 
-def plan_removal(kernel: KernelInfo, everything: list, keep_venv: bool = False) -> Removal:
+def plan_removal(kernel: KernelInfo, everything: list,
+                 options: RemovalOptions = RemovalOptions()) -> Removal:
     """What removing `kernel` deletes; a KernelctlError when it must not be deleted."""
     if kernel.belongs_to:
         raise KernelctlError(
@@ -56,55 +69,71 @@ def plan_removal(kernel: KernelInfo, everything: list, keep_venv: bool = False) 
             "environment's own kernel); kernelctl does not remove it",
             "It goes with that environment. To hide it from Jupyter, make a kernel of "
             "your own with the same name in your user data dir (kernelctl create --name).")
-    check_only_kernelspec(kernel.resource_dir)
+    check_removable_dir(kernel.resource_dir)
     venv = kernel.venv
-    if not kernel.managed or venv is None or not os.path.lexists(venv):
+    if not kernel.managed or venv is None:
         return Removal(kernel)
-    if keep_venv:
+    if kernel.base is not None and kernel.base.adopted:
+        return Removal(kernel, venv_kept=f"kept {venv}: it was adopted, not made by "
+                                         "kernelctl; only the kernelspec goes")
+    if options.keep_venv:
         return Removal(kernel, venv_kept=f"kept {venv} (--keep-venv)")
-    why_not = _why_not_ours(kernel, venv, everything)
-    return Removal(kernel, venv_kept=why_not) if why_not else Removal(kernel, venv=venv)
+    verdict = venv_verdict(venv, kernel.resource_dir, kernel.name, everything,
+                           options.delete_user_files)
+    return Removal(kernel, venv=venv) if verdict.delete else Removal(kernel,
+                                                                     venv_kept=verdict.why_kept)
 
 
-def apply_removals(removals: Sequence[Removal], home: Path) -> None:
+def apply_removals(removals: Sequence[Removal], home: Path, env: Mapping[str, str],
+                   options: RemovalOptions = RemovalOptions()) -> Tuple[list, list]:
+    """(the removals done, a KernelctlError for each that was refused under the lock)."""
     sweep_leftovers(home)
     done: list = []
+    refused: list = []
     for removal in removals:
         try:
-            _apply(removal, home)
+            done.append(_apply(removal, home, env, options))
         except Interrupted as exc:
             if not done:
                 raise
             raise Interrupted(f"{exc.message} to {removal.kernel.name}; already removed: "
-                              f"{', '.join(done)}") from exc
-        done.append(removal.kernel.name)
+                              f"{', '.join(r.kernel.name for r in done)}",
+                              signum=exc.signum) from exc
+        except KernelctlError as refusal:
+            refused.append(refusal)
+    return done, refused
 
 
-def _apply(removal: Removal, home: Path) -> None:
-    kernel = removal.kernel
-    venvs = [removal.venv] if removal.venv else []
+def _apply(planned: Removal, home: Path, env: Mapping[str, str],
+           options: RemovalOptions) -> Removal:
+    kernel = planned.kernel
+    venvs = [planned.venv] if planned.venv else []
     with disk_errors(f"removing {kernel.name}"), stop_signals_raise(), \
-            locks(home, [kernel.name], venvs), Transaction(home) as tx:
-        # Again under the lock: the directory may have changed since the plan was shown.
-        check_only_kernelspec(kernel.resource_dir)
-        if removal.venv:
-            _check_still_ours(kernel, removal.venv)
+            locks(home, [kernel.name], venvs), Transaction(home, [kernel.name]) as tx:
+        removal = _again_under_lock(planned, env, options)
         try:
+            move_aside(kernel.resource_dir, tx, beside=kernel.resource_dir.parent.parent)
             if removal.venv:
                 move_aside(removal.venv, tx)
-            move_aside(kernel.resource_dir, tx, beside=kernel.resource_dir.parent.parent)
         except PermissionError as exc:
             raise KernelctlError(
                 f"cannot remove {exc.filename}: permission denied",
                 "It is a system-wide kernel or environment: ask the site's admins to remove it.",
             ) from exc
+    return removal
 
 
-def _check_still_ours(kernel: KernelInfo, venv: Path) -> None:
-    record = _record(venv)
-    if record is None or record.kernel != kernel.name:
-        raise KernelctlError(f"{venv} changed since the removal was planned; it was not touched",
-                             f"Run kernelctl remove {kernel.name} again.")
+def _again_under_lock(planned: Removal, env: Mapping[str, str],
+                      options: RemovalOptions) -> Removal:
+    """The plan made again now that the lock is held; a refusal if it changed."""
+    everything = find_kernels(env, include_shadowed=True)
+    kernel = next((k for k in everything if k.resource_dir == planned.kernel.resource_dir), None)
+    again = plan_removal(kernel, everything, options) if kernel is not None else None
+    if again is None or again.venv != planned.venv:
+        raise KernelctlError(f"{planned.kernel.name} changed since the removal was planned; "
+                             "it was not touched",
+                             f"Run kernelctl remove {planned.kernel.name} again.")
+    return again
 
 
 def _checked(name: str) -> str:
@@ -116,27 +145,3 @@ def _checked(name: str) -> str:
 
 def _unique(kernels: list) -> list:
     return list({kernel.resource_dir: kernel for kernel in kernels}.values())
-
-
-def _record(venv: Path):
-    try:
-        return read_record(venv)
-    except (KernelctlError, OSError):
-        return None
-
-
-def _why_not_ours(kernel: KernelInfo, venv: Path, everything: list) -> str:
-    if kernel.base is not None and kernel.base.adopted:
-        return f"kept {venv}: it was adopted, not made by kernelctl; only the kernelspec goes"
-    if os.path.islink(venv) or not os.path.isdir(venv):
-        return f"kept {venv}: it is not a directory kernelctl made"
-    record = _record(venv)
-    if record is None:
-        return f"kept {venv}: it has no readable kernelctl.toml, so kernelctl did not make it"
-    if record.kernel != kernel.name:
-        return f"kept {venv}: it belongs to the kernel '{record.kernel}'"
-    sharing = sorted({k.name for k in everything if k.venv and same_path(k.venv, venv)
-                      and k.resource_dir != kernel.resource_dir})
-    if sharing:
-        return f"kept {venv}: the kernel(s) {', '.join(sharing)} use it too"
-    return ""

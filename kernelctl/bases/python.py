@@ -31,7 +31,22 @@ def resolve(spec: str, env: Mapping[str, str]) -> Base:
 
 
 def system_python(env: Mapping[str, str]) -> str:
-    return shutil.which("python3", path=env.get("PATH")) or sys.executable
+    """python3 on PATH. Never, silently, the interpreter kernelctl runs in: its
+    environment (pipx, uv tool) goes away with the next upgrade, and the kernel with it."""
+    found = shutil.which("python3", path=env.get("PATH"))
+    if found:
+        return found
+    candidates = [p for p in dict.fromkeys([getattr(sys, "_base_executable", ""),
+                                            "/usr/bin/python3"]) if p and os.access(p, os.X_OK)]
+    raise KernelctlError(
+        f"--base system means python3 on PATH, and there is none on PATH "
+        f"({env.get('PATH') or 'PATH is empty'}); kernelctl will not build on the "
+        f"interpreter it runs in ({sys.executable}), which goes away when kernelctl is "
+        "upgraded or uninstalled",
+        "Name the Python to build on: "
+        + (", ".join(f"--base python:{p}" for p in candidates) if candidates
+           else "--base python:/path/to/python3")
+        + ", or put its directory on PATH.")
 
 
 def from_recipe(recipe, env: Mapping[str, str]) -> Base:

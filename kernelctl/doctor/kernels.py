@@ -15,7 +15,9 @@ from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.paths import kernelctl_home, missing, path_list
 from kernelctl.record import write_atomically
+from kernelctl.ownership import kernel_dir_target
 from kernelctl.remove import apply_removals, plan_removal
+from kernelctl.transaction import locks
 from kernelctl.venvs import home_of, sees_system_site_packages, site_packages, venv_of
 
 DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.(dist|egg)-info$")
@@ -92,16 +94,25 @@ def _broken(kernel: KernelInfo, context: Context) -> CheckResult:
     try:
         # The one removal path, with remove's own safety checks (a kernel directory
         # holding the user's files is never deleted).
-        removal = plan_removal(kernel, [])
+        from kernelctl.inventory import find_kernels
+
+        removal = plan_removal(kernel, find_kernels(context.env, include_shadowed=True))
     except KernelctlError as refusal:
         return kernel_result(kernel, "kernel.health", "fail", message,
                              f"It cannot be removed safely: {refusal.message}. "
                              f"{refusal.hint} Or {recreate}.")
     fix = Fix(f"remove the kernel {kernel.name} (its environment {kernel.venv} is gone)",
-              lambda: apply_removals([removal], context.home or kernelctl_home(context.env)))
+              partial(_remove, removal, context))
     return kernel_result(kernel, "kernel.health", "fail", message,
                          f"Remove it (kernelctl remove {kernel.name}, or doctor --fix) or "
                          f"{recreate}.", fix)
+
+
+def _remove(removal, context: Context) -> None:
+    _, refused = apply_removals([removal], context.home or kernelctl_home(context.env),
+                                context.env)
+    if refused:
+        raise refused[0]
 
 
 def shadowed_kernels(context: Context) -> Iterator[CheckResult]:
@@ -128,14 +139,15 @@ def env_block(context: Context) -> Iterator[CheckResult]:
             continue
         fix = Fix(f"rewrite the env block of {kernel.name} (VIRTUAL_ENV, PATH, PYTHONPATH with "
                   "its venv first, no empty or ${VAR} entries)",
-                  partial(_rewrite_env, kernel, venv, site))
+                  partial(_rewrite_env, kernel, venv, site,
+                          context.home or kernelctl_home(context.env)))
         yield kernel_result(kernel, "kernel.env-block", "warn",
                             f"its kernel.json env is stale: {'; '.join(wrong)}",
                             "kernelctl doctor --fix rewrites it.", fix)
 
 
 def _env_problems(spec: KernelSpec, venv: Path, site: Optional[Path]) -> list:
-    raw_env, env = spec.env, spec.values()
+    raw_env, env = spec.env, spec.values()  # templates left as text: judged as written
     problems = []
     if env.get("VIRTUAL_ENV") != str(venv):
         problems.append(f"VIRTUAL_ENV is {env.get('VIRTUAL_ENV')!r}, not {venv}")
@@ -152,15 +164,24 @@ def _env_problems(spec: KernelSpec, venv: Path, site: Optional[Path]) -> list:
     return problems
 
 
-def _rewrite_env(kernel: KernelInfo, venv: Path, site: Optional[Path]) -> None:
-    env = spec_of(kernel).values()
-    keep = [p for p in path_list(env.get("PATH")) if "$" not in p and p != str(venv / "bin")]
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PATH"] = os.pathsep.join([str(venv / "bin"), *keep])
-    if site:
-        rest = [p for p in path_list(env.get("PYTHONPATH")) if "$" not in p and p != str(site)]
-        env["PYTHONPATH"] = os.pathsep.join([str(site), *rest])
-    write_atomically(kernel.resource_dir / "kernel.json", spec_of(kernel).with_values(env).to_text())
+def _rewrite_env(kernel: KernelInfo, venv: Path, site: Optional[Path], home: Path) -> None:
+    """VIRTUAL_ENV, PATH and PYTHONPATH set anew (their ${VAR} entries dropped: the
+    finding); every other entry kept exactly as stored, templates included. Under the
+    kernel's lock, from kernel.json as it is now."""
+    from kernelctl.inventory import read_spec
+
+    with locks(home, [kernel.name]):
+        path = kernel_dir_target(kernel.resource_dir) / "kernel.json"
+        spec, problem = read_spec(str(path))
+        if spec is None:
+            raise KernelctlError(f"{path} changed meanwhile: {problem}; it was not touched")
+        env = spec.values()
+        keep = [p for p in path_list(env.get("PATH")) if "$" not in p and p != str(venv / "bin")]
+        literals = {"VIRTUAL_ENV": str(venv), "PATH": os.pathsep.join([str(venv / "bin"), *keep])}
+        if site:
+            rest = [p for p in path_list(env.get("PYTHONPATH")) if "$" not in p and p != str(site)]
+            literals["PYTHONPATH"] = os.pathsep.join([str(site), *rest])
+        write_atomically(path, spec.with_literals(literals).to_text())
 
 
 def package_shadowing(context: Context) -> Iterator[CheckResult]:
