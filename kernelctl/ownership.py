@@ -1,8 +1,8 @@
 """May kernelctl delete or replace this? The one answer every command asks for.
 
-- A kernel directory: only when it holds nothing but kernelspec files; a symlink to
-  one is the user's: it is followed (its target is what kernelctl works on), never
-  replaced or deleted.
+- A kernel directory: only when it holds nothing but kernelspec files. A symlink to
+  one is the user's: replacing the kernel follows it (the target is rewritten, the link
+  stays); removing the kernel removes the link alone, never what it points to.
 - A venv: only when its record names this kernel (by its kernel directory; a name is
   shared by kernels in two prefixes) and no other kernelspec on any Jupyter path uses
   it, by kernelctl's metadata, its argv[0] or its env's VIRTUAL_ENV or PATH. Files the
@@ -66,13 +66,10 @@ def check_only_kernelspec(kernel_dir: Path, doing: str = "delete") -> None:
 
 
 def check_removable_dir(kernel_dir: Path) -> None:
-    """A kernel directory `remove` may delete: only kernelspec files, not a symlink."""
-    if os.path.islink(kernel_dir):
-        raise KernelctlError(
-            f"{kernel_dir} is a symlink (to {os.readlink(kernel_dir)}) that you made; "
-            "kernelctl does not delete it or what it points to",
-            f"Remove the link yourself (rm {kernel_dir}) if the kernel should go.")
-    check_only_kernelspec(kernel_dir)
+    """A kernel directory `remove` may delete: only kernelspec files. A symlink is
+    removed as the link alone: what it points to is the user's and stays."""
+    if not os.path.islink(kernel_dir):
+        check_only_kernelspec(kernel_dir)
 
 
 def spec_uses_venv(spec: KernelSpec, venv: Path) -> bool:

@@ -201,8 +201,6 @@ def _delete_made(path: Path, venv: bool) -> None:
 
         if half_made_venv(path):
             remove_path(path)
-    elif not venv:
-        _rmdir_if_empty(path)
 
 
 def _inode(path: Path) -> Optional[list]:
@@ -441,8 +439,10 @@ def make_dirs(directory: Path, tx: Transaction) -> None:
             break
         missing.append(parent)
     for made in reversed(missing):
-        tx.made(made)
         made.mkdir()
+        # In-process only: after a SIGKILL an empty directory is harmless, and a journal
+        # must never name a directory kernelctl would rmdir by its name alone.
+        tx.undo_with(lambda made=made: _rmdir_if_empty(made))
 
 
 def _rmdir_if_empty(directory: Path) -> None:

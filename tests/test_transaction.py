@@ -1,5 +1,6 @@
-"""The journal of leftovers: a dead run's are swept, a live run's are not, and nothing
-but what kernelctl names is ever deleted from a journal."""
+"""The journal: a live run's steps are left alone; a dead run's are undone from what
+the disk shows (what it moved aside comes back, what it made goes) or, after its
+commit, finished; nothing but what kernelctl names is ever deleted from a journal."""
 
 from __future__ import annotations
 
@@ -7,37 +8,82 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from kernelctl.transaction import LEFTOVERS, sweep_leftovers
+from kernelctl.transaction import LEFTOVERS, Transaction, move_aside, sweep_leftovers
 
+# Moves KERNEL aside and stages a replacement, then waits to be killed (commit=0) or
+# commits and waits in its clean-up (commit=1, the clean-up made slow).
 HOLD = """
 import sys, time
 from pathlib import Path
-from kernelctl.transaction import Transaction
-with Transaction(Path(sys.argv[1])) as tx:
-    tx.leftover(Path(sys.argv[2]))
-    print("held", flush=True)
-    time.sleep(600)
+from kernelctl.transaction import Transaction, move_aside
+home, kernel, commit = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
+tx = Transaction(home, ["k"])
+staged = kernel.parent / ".kernelctl-new-k-1"
+tx.made(staged)
+staged.mkdir()
+(staged / "kernel.json").write_text("new")
+move_aside(kernel, tx)
+tx.placed(staged, kernel)
+if commit:
+    tx.after_success(lambda: (print("committed", flush=True), time.sleep(600)))
+    tx.__exit__(None, None, None)
+print("held", flush=True)
+time.sleep(600)
 """
 
 
-def test_a_live_run_keeps_its_leftovers_and_a_dead_one_loses_them(tmp_path):
-    home, aside = tmp_path / "home", tmp_path / ".kernelctl-old-k-1-0"
-    aside.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(home), str(aside)],
-                              stdout=subprocess.PIPE, text=True)
+def hold(home: Path, kernel: Path, commit: bool) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(home), str(kernel),
+                               "1" if commit else "0"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == ("committed" if commit else "held")
+    return holder
+
+
+def kill(holder: subprocess.Popen) -> None:
+    holder.kill()
+    holder.wait()
+
+
+def test_a_dead_runs_aside_comes_back_and_what_it_made_goes(tmp_path):
+    home, kernel = tmp_path / "home", tmp_path / "kernels" / "k"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text("{}")
+    holder = hold(home, kernel, commit=False)
     try:
-        assert holder.stdout.readline().strip() == "held"
-        assert sweep_leftovers(home) == [] and aside.exists()
+        assert (kernel / "kernel.json").read_text() == "new"
+        assert sweep_leftovers(home) == []  # alive: untouched
     finally:
-        holder.kill()
-        holder.wait()
-    deadline = time.monotonic() + 10
-    while aside.exists() and time.monotonic() < deadline:
-        sweep_leftovers(home)
-        time.sleep(0.1)
-    assert not aside.exists()
+        kill(holder)
+    sweep_leftovers(home)
+    assert (kernel / "kernel.json").read_text() == "{}"
+    assert sorted(p.name for p in kernel.parent.iterdir()) == ["k"]
     assert list((home / LEFTOVERS).iterdir()) == []
+
+
+def test_a_dead_run_after_its_commit_is_finished(tmp_path):
+    home, kernel = tmp_path / "home", tmp_path / "kernels" / "k"
+    kernel.mkdir(parents=True)
+    holder = hold(home, kernel, commit=True)
+    kill(holder)
+    sweep_leftovers(home)
+    assert [p.name for p in kernel.parent.iterdir()] == ["k"]  # the old one went
+    assert (kernel / "kernel.json").read_text() == "new"
+    assert list((home / LEFTOVERS).iterdir()) == []
+
+
+def test_an_interrupted_block_undoes_in_process(tmp_path):
+    kernel = tmp_path / "k"
+    kernel.mkdir()
+    try:
+        with Transaction(tmp_path / "home") as tx:
+            move_aside(kernel, tx)
+            raise KeyboardInterrupt
+    except Exception as exc:
+        assert "nothing was changed" in str(exc)
+    assert kernel.is_dir() and [p.name for p in tmp_path.iterdir()] == ["home", "k"] or \
+        sorted(p.name for p in tmp_path.iterdir()) == ["home", "k"]
 
 
 def test_a_damaged_journal_deletes_nothing_of_the_users(tmp_path):
@@ -47,9 +93,13 @@ def test_a_damaged_journal_deletes_nothing_of_the_users(tmp_path):
     mine.mkdir()
     theirs.mkdir()
     (home / LEFTOVERS / "1-0.json").write_text(json.dumps([str(mine), str(theirs), 5]))
-    (home / LEFTOVERS / "2-0.json").write_text(json.dumps({str(theirs): 1}))
+    (home / LEFTOVERS / "2-0.json").write_text(json.dumps({"steps": [
+        {"op": "made", "path": str(theirs)}, {"op": "aside", "path": str(theirs)},
+        {"op": "made", "path": str(theirs), "venv": True}, "junk"]}))
     (home / LEFTOVERS / "3-0.json").write_text("not json")
-    assert sweep_leftovers(home) == [str(mine)]
+    (home / LEFTOVERS / "4-0.json").write_text(json.dumps({"committed": True, "steps": [
+        {"op": "aside", "path": str(theirs), "origin": str(tmp_path / "x")}]}))
+    sweep_leftovers(home)
     assert theirs.exists() and not mine.exists()
     assert sorted(p.name for p in (home / LEFTOVERS).iterdir()) == []
 
