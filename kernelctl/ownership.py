@@ -31,9 +31,10 @@ ORIGINAL_SPEC = "kernel.json.before-kernelctl"
 # What a kernelspec directory may hold; anything else means it is not only a kernelspec.
 KERNELSPEC_FILES = frozenset({"kernel.json", "kernel.js", "kernel.css", LAUNCHER, EXPLAINER,
                               ORIGINAL_SPEC, *LOGO_FILES})
-# What venv/virtualenv, pip and kernelctl put at the top of an environment.
-VENV_FILES = frozenset({"bin", "lib", "lib64", "include", "share", "etc", "man",
-                        CONFIG, ".gitignore", "CACHEDIR.TAG", RECORD_NAME, INCOMPLETE_MARKER})
+# What venv/virtualenv, uv, pip and kernelctl put at the top of an environment.
+VENV_FILES = frozenset({"bin", "lib", "lib64", "include", "share", "etc", "man", "Scripts",
+                        CONFIG, ".gitignore", ".lock", "CACHEDIR.TAG", "pip-selfcheck.json",
+                        RECORD_NAME, INCOMPLETE_MARKER})
 # Said wherever a deletion needs the user's word.
 DELETE_USER_FILES = "--delete-user-files"
 

@@ -26,7 +26,13 @@ from kernelctl.create import (
 from kernelctl.errors import KernelctlError, disk_errors
 from kernelctl.kernelspec import install_staged
 from kernelctl.model import METADATA_KEY, KernelInfo, KernelSpec, Status, env_digest
-from kernelctl.ownership import LOGO_FILES, kernel_dir_target, retire_venv, venv_verdict
+from kernelctl.ownership import (
+    LOGO_FILES,
+    check_only_kernelspec,
+    kernel_dir_target,
+    retire_venv,
+    venv_verdict,
+)
 from kernelctl.proc import run
 from kernelctl.record import read_record, write_record
 from kernelctl.transaction import (
@@ -81,6 +87,7 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
             locks(home, [kernel.name], [old_venv]), Transaction(home, [kernel.name]) as tx:
         kernel = _again_under_lock(kernel, env)
         old_venv = _rebuildable(kernel)
+        check_only_kernelspec(kernel.resource_dir, "replace")
         _check_venv_may_go(old_venv, kernel, request, env)
         new_venv = free_path_beside(old_venv)
         create = CreateRequest(base=base.spec, name=kernel.name,
