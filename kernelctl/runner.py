@@ -9,14 +9,13 @@ the kernel, then execs the command instead of ipykernel: the two cannot differ.
 from __future__ import annotations
 
 import os
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from kernelctl.errors import KernelctlError
 from kernelctl.kernelspec import LAUNCHER, RUN_FLAG
-from kernelctl.model import KernelInfo, Status
+from kernelctl.model import KernelInfo, Status, expand
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,7 @@ class KernelCommand:
     def env(self, session: Mapping[str, str]) -> dict:
         """The session's environment updated with kernel.json's, as jupyter_client does it
         (string.Template.safe_substitute against the session)."""
-        values = {key: string.Template(value).safe_substitute(session)
-                  for key, value in self.spec_env.items()}
+        values = {key: expand(value, session) for key, value in self.spec_env.items()}
         return {**session, **values, "KERNELCTL_KERNEL": self.kernel.name}
 
     def argv(self, command: Sequence[str]) -> list:

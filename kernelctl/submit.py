@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 from kernelctl.errors import KernelctlError
-from kernelctl.model import Status
+from kernelctl.model import Status, expand
 from kernelctl.record import write_atomically
 from kernelctl.runner import KernelCommand, kernel_command
 from kernelctl.uenv import UenvLabel
@@ -241,8 +241,10 @@ def batch_script(target: KernelCommand, file: Path, command: Sequence[str],
 
 
 def _literal(spec_env: Mapping[str, str]) -> dict:
-    """kernel.json stores `$` as `$$` (kernelctl freezes values, never ${VAR})."""
-    return {key: value.replace("$$", "$") for key, value in spec_env.items()}
+    """The values as Jupyter would give them to the kernel from this session: `$$` a
+    literal `$`, a user's `${VAR}` template filled in from the submitting environment
+    (sbatch hands the job that environment too)."""
+    return {key: expand(value, os.environ) for key, value in spec_env.items()}
 
 
 def _runner_text() -> str:

@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 
@@ -442,7 +443,7 @@ def make_dirs(directory: Path, tx: Transaction) -> None:
         made.mkdir()
         # In-process only: after a SIGKILL an empty directory is harmless, and a journal
         # must never name a directory kernelctl would rmdir by its name alone.
-        tx.undo_with(lambda made=made: _rmdir_if_empty(made))
+        tx.undo_with(partial(_rmdir_if_empty, made))
 
 
 def _rmdir_if_empty(directory: Path) -> None:
