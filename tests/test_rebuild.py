@@ -169,3 +169,22 @@ def test_create_from_a_bad_definition_says_which_key(tmp_path, prgenv_image):
                       "does not exist")
     assert not (Path(os.environ["KERNELCTL_HOME"]) / "venvs").exists() or \
         not list((Path(os.environ["KERNELCTL_HOME"]) / "venvs").iterdir())
+
+
+def test_doctor_fix_never_rebuilds_away_the_users_files(kernel_on_a, image_b, test_wheels):
+    """doctor --fix's rebuild repair meets NOTES.txt and mydata/ in the kernel dir:
+    refused with the files named, the kernel and every file as they were."""
+    kernel, _ = kernel_on_a
+    resource_dir = Path(kernel["resource_dir"])
+    (resource_dir / "NOTES.txt").write_text("mine")
+    (resource_dir / "mydata").mkdir()
+    (resource_dir / "mydata" / "x.csv").write_text("1\n")
+    session_b = {**image_b.session_env(dict(os.environ)), "PIP_NO_INDEX": "1",
+                 "PIP_FIND_LINKS": str(test_wheels)}
+    fixed = kernelctl("doctor", "work", "--fix", "--yes", env=session_b)
+    assert "Traceback" not in fixed.stderr
+    assert "NOTES.txt" in fixed.stdout + fixed.stderr
+    assert (resource_dir / "NOTES.txt").read_text() == "mine"
+    assert (resource_dir / "mydata" / "x.csv").read_text() == "1\n"
+    assert kernel_json(kernel)["metadata"]["kernelctl"]["venv"] == kernel["venv"]
+    assert os.path.isdir(kernel["venv"])

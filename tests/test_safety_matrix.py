@@ -50,7 +50,8 @@ class World:
     user_paths: list = field(default_factory=list)  # files the user made: never changed
     expect_refusal: str = ""  # what a mutating command must say instead of acting
     target: str = NAME  # the kernel the command acts on
-    others_working: list = field(default_factory=list)  # other kernels that must keep working
+    others_working: list = field(default_factory=list)  # their kernel dirs: must stay whole
+    create_args: list = field(default_factory=list)  # where create --force must aim
 
     @property
     def venv(self) -> Path:
@@ -101,7 +102,7 @@ def copied_with_cp_r(world: World) -> None:
     copy = world.kernel_dir.with_name("k2")
     shutil.copytree(world.kernel_dir, copy)
     world.target = "k2"
-    world.others_working.append(NAME)
+    world.others_working.append(str(world.kernel_dir))
 
 
 def same_name_in_another_prefix(world: World) -> None:
@@ -109,17 +110,18 @@ def same_name_in_another_prefix(world: World) -> None:
     acts on that one; the user's own k, now hidden behind it, must lose nothing."""
     mine = world.kernel
     world.user_paths.append(Path(mine["venv"]) / "kernelctl.toml")
-    world.others_working.append(f"{NAME}@{mine['resource_dir']}")
+    world.others_working.append(mine["resource_dir"])
     world.kernel = created("--base", "prgenv-gnu", "--name", NAME, "--prefix",
                            world.home / "prefix", "--venv", world.home / "othervenv",
                            env=world.session)
+    world.create_args = ["--prefix", str(world.home / "prefix")]
     world.session["JUPYTER_PATH"] = str(world.home / "prefix" / "share" / "jupyter")
 
 
 def shared_by_adopted_kernel(world: World) -> None:
     done = kernelctl("adopt", world.venv, "--name", "adopted", env=world.session)
     assert done.returncode == 0, done.stderr
-    world.others_working.append("adopted")
+    world.others_working.append(str(world.kernel_dir.with_name("adopted")))
 
 
 def shared_by_hand_made_kernel(world: World) -> None:
@@ -127,7 +129,7 @@ def shared_by_hand_made_kernel(world: World) -> None:
     spec["env"] = {"PYTHONPATH": kernel_json(world.kernel)["env"]["PYTHONPATH"]}
     write_kernel(world.kernel_dir.parent, "handmade", spec)
     world.user_paths.append(world.kernel_dir.parent / "handmade")
-    world.others_working.append("handmade")
+    world.others_working.append(str(world.kernel_dir.parent / "handmade"))
 
 
 def symlinked_kernel_dir(world: World) -> None:
@@ -169,7 +171,8 @@ STATES = [plain, user_files_in_kernel_dir, user_files_in_venv, copied_with_cp_r,
 COMMANDS: dict = {
     "remove": lambda w: ["remove", "--yes", w.target],
     "remove --broken": lambda w: ["remove", "--yes", "--broken"],
-    "create --force": lambda w: ["create", "--base", "prgenv-gnu", "--name", w.target, "--force"],
+    "create --force": lambda w: ["create", "--base", "prgenv-gnu", "--name", w.target, "--force",
+                                 *w.create_args],
     "rebuild": lambda w: ["rebuild", w.target],
     "doctor --fix": lambda w: ["doctor", "--fix", "--yes", w.target],
 }
@@ -213,11 +216,11 @@ def check_invariants(world: World, before: dict, done: subprocess.CompletedProce
     present = listed("--all", env=world.session)  # also the recovery of a killed run
     for name in present:
         assert not name.split("@")[0].startswith("."), present
+    by_dir = {k["resource_dir"]: k for k in present.values()}
     for other in world.others_working:
-        assert other in present, (other, present)
-        if present[other]["venv"]:
-            assert Path(present[other]["venv"], "kernelctl.toml").exists() or \
-                present[other]["base"].get("adopted"), present[other]
+        assert other in by_dir, (other, present)
+        if by_dir[other]["venv"]:  # its environment is still whole
+            assert Path(by_dir[other]["venv"], "pyvenv.cfg").exists(), by_dir[other]
     target = world.target
     if target in present and present[target]["status"] != "broken":
         prefix = kernel_works(target, world)
