@@ -510,14 +510,17 @@ def show_recipe(
 def _recover_dead_runs() -> None:
     """A kernelctl run killed mid-change (SIGKILL) left a journal: what it had moved
     aside is put back before kernels are listed, so a kernel is never missing."""
-    from kernelctl.transaction import LEFTOVERS, sweep_leftovers
-
     home = kernelctl_home()
-    if os.path.isdir(home / LEFTOVERS):  # the usual case costs one stat
-        try:
-            sweep_leftovers(home)
-        except OSError:
-            pass  # listing matters more; the next change sweeps again
+    try:
+        # transaction.LEFTOVERS, not imported: the usual case (no journal) costs one call.
+        with os.scandir(home / "leftovers") as journals:
+            if next(journals, None) is None:
+                return
+        from kernelctl.transaction import sweep_leftovers
+
+        sweep_leftovers(home)
+    except (OSError, KernelctlError):
+        pass  # listing matters more; the next change sweeps again
 
 
 def _run(renderer: Renderer, action):
