@@ -34,14 +34,7 @@ from kernelctl.kernelspec import (
     launcher_script,
     stage_kernel,
 )
-from kernelctl.ownership import (
-    half_made_venv,
-    kernel_dir_target,
-    owns,
-    retire_venv,
-    user_files_in_venv,
-    venv_verdict,
-)
+from kernelctl.ownership import half_made_venv, kernel_dir_target, retire_venv, venv_verdict
 from kernelctl.model import KernelInfo, Status
 from kernelctl.paths import check_writable, same_path
 from kernelctl.probe import probe
@@ -104,20 +97,34 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
             locks(home, [name], [venv_root]), Transaction(home, [name]) as tx:
         # Checked under the lock: another run may have changed them since.
         check_replaceable(kernel_dir, request.force)
-        old_venv = _venv_of_kernel(kernel_dir)
         build_at = _make_room_for_venv(venv_root, kernel_dir, request, env, tx)
-        with locks(home, (), [build_at] if build_at != venv_root else []):
+        retiring = [v for v in dict.fromkeys([_venv_of_kernel(kernel_dir), venv_root])
+                    if v is not None and v != build_at]
+        with locks(home, (), [v for v in [build_at, *retiring] if v != venv_root]):
+            _check_may_go(retiring, kernel_dir, request, env)  # before the build, not after
             staged, kernel = build_kernel(request, base, name, build_at, kernel_dir, env,
                                           progress, notice, tx)
-        if os.path.lexists(kernel_dir):
-            progress(f"Starting the new kernel {name} to check it")
-            check_starts(staged, kernel, env)  # the old one stays until the new one works
-        install_staged(staged, kernel_dir, tx)
-        for venv in dict.fromkeys(v for v in (old_venv, venv_root) if v and v != build_at):
-            kept = retire_venv(venv, kernel_dir, name, tx, env, request.delete_user_files)
-            if kept:
-                notice(kept)
+            if os.path.lexists(kernel_dir):
+                progress(f"Starting the new kernel {name} to check it")
+                check_starts(staged, kernel, env)  # the old one stays until the new one works
+            install_staged(staged, kernel_dir, tx)
+            for venv in retiring:
+                kept = retire_venv(venv, kernel_dir, name, tx, env, request.delete_user_files)
+                if kept:
+                    notice(kept)
     return kernel
+
+
+def _check_may_go(venvs: list, kernel_dir: Path, request: CreateRequest,
+                  env: Mapping[str, str]) -> None:
+    """Refuse now, when a venv that --force would delete holds the user's files."""
+    if not any(os.path.isdir(v) for v in venvs):
+        return
+    from kernelctl.inventory import find_kernels
+
+    kernels = find_kernels(env, include_shadowed=True)
+    for venv in venvs:
+        venv_verdict(venv, kernel_dir, kernel_dir.name, kernels, request.delete_user_files)
 
 
 def _venv_of_kernel(kernel_dir: Path) -> Optional[Path]:
@@ -179,12 +186,6 @@ def _make_room_for_venv(venv_root: Path, kernel_dir: Path, request: CreateReques
                 raise NameTaken(f"the environment {venv_root} already exists (made by "
                                 f"kernelctl for the kernel '{record.kernel}')",
                                 "Pass --force to rebuild it, or choose another --name/--venv.")
-            # Said now, not after the build: its files would be lost.
-            if not owns(record, kernel_dir, kernel_dir.name) or user_files_in_venv(venv_root):
-                from kernelctl.inventory import find_kernels
-
-                venv_verdict(venv_root, kernel_dir, kernel_dir.name,
-                             find_kernels(env, include_shadowed=True), request.delete_user_files)
             return free_path_beside(venv_root)
         if half_made_venv(venv_root):  # left by a create that was killed (we hold its lock)
             tx.moved_aside(venv_root, aside_name(venv_root, venv_root.parent))
