@@ -183,8 +183,13 @@ def undo_step(entry: dict) -> None:
 
 
 def finish_step(entry: dict) -> None:
-    """After the commit: delete what a step put aside (the old kernel, the old venv)."""
-    if entry["op"] == "aside":
+    """After the commit: delete what a step put aside (the old kernel, the old venv),
+    and what is left of a staging dir (a made venv is in use now: it stays)."""
+    if entry["op"] == "made":
+        path = Path(entry["path"])
+        if path.name.startswith(OWN_PREFIXES):
+            remove_path(path)
+    elif entry["op"] == "aside":
         path = Path(entry["path"])
         if path.name.startswith(OWN_PREFIXES):
             remove_path(path)

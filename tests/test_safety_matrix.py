@@ -52,6 +52,7 @@ class World:
     target: str = NAME  # the kernel the command acts on
     others_working: list = field(default_factory=list)  # their kernel dirs: must stay whole
     create_args: list = field(default_factory=list)  # where create --force must aim
+    wheels: str = ""  # what install installs from
 
     @property
     def venv(self) -> Path:
@@ -146,10 +147,10 @@ def venv_deleted(world: World) -> None:
 def kernel_json_edited(world: World) -> None:
     path = world.kernel_dir / "kernel.json"
     spec = json.loads(path.read_text())
-    spec["env"]["MY_TEMPLATE"] = "${HOME}/mine"
+    spec.setdefault("env", {})["MY_TEMPLATE"] = "${HOME}/mine"
     spec["env"]["MY_LITERAL"] = "cost: $$5"
     spec["argv"].append("--HistoryManager.enabled=False")
-    spec["metadata"]["mine"] = {"keep": True}
+    spec.setdefault("metadata", {})["mine"] = {"keep": True}
     path.write_text(json.dumps(spec))
 
 
@@ -175,15 +176,42 @@ COMMANDS: dict = {
                                  *w.create_args],
     "rebuild": lambda w: ["rebuild", w.target],
     "doctor --fix": lambda w: ["doctor", "--fix", "--yes", w.target],
+    "install": lambda w: ["install", w.target, "-p", "kctl_extra", "--no-index",
+                          "--find-links", w.wheels],
+    "adopt": lambda w: ["adopt", w.target],  # a hand-made kernel, fixed in place
 }
+# adopt fixes a hand-made kernel (its environment is the user's, shared by all tests):
+# the states that act on a kernelctl venv do not apply.
+ADOPT_STATES = {"plain", "user_files_in_kernel_dir", "symlinked_kernel_dir",
+                "kernel_json_edited", "colleagues_unreadable_kernel"}
 
 
-def make_world(home: Path, image, state: Callable) -> World:
+def make_world(home: Path, image, state: Callable, hand_made_env: Optional[Path] = None,
+               wheels: str = "") -> World:
+    """The user's disk in `state`. With `hand_made_env`, the kernel under test is a
+    hand-made one (ipykernel install's kind of kernel.json) running that environment."""
     session = session_of(image)
     kernel = created("--base", "prgenv-gnu", "--name", NAME, env=session)
-    world = World(home, session, kernel)
+    if hand_made_env is not None:
+        spec = foreign_spec(str(hand_made_env / "bin" / "python"), "Hand made")
+        resource_dir = write_kernel(Path(kernel["resource_dir"]).parent, "hm", spec)
+        kernel = {"resource_dir": str(resource_dir), "venv": str(hand_made_env)}
+    world = World(home, session, kernel, wheels=wheels,
+                  target="hm" if hand_made_env is not None else NAME)
     state(world)
     return world
+
+
+@pytest.fixture(scope="session")
+def hand_made_env(tmp_path_factory, wheelhouse) -> Path:
+    """A virtualenv with ipykernel, made by hand (as at DKRZ): what adopt takes over."""
+    from tests.helpers import make_venv
+
+    venv = tmp_path_factory.mktemp("hand-made") / "env"
+    make_venv(venv, sys.executable)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                    "--no-index", "--find-links", str(wheelhouse), "ipykernel"], check=True)
+    return venv
 
 
 def run(world: World, args: list, fault: str = "") -> subprocess.CompletedProcess:
@@ -224,7 +252,8 @@ def check_invariants(world: World, before: dict, done: subprocess.CompletedProce
     target = world.target
     if target in present and present[target]["status"] != "broken":
         prefix = kernel_works(target, world)
-        assert Path(prefix).is_dir() and prefix == present[target]["venv"]
+        assert Path(prefix).is_dir()
+        assert present[target]["venv"] in (None, prefix), (prefix, present[target])
     elif target in present:
         assert command in ("remove", "remove --broken", "doctor --fix") or \
             not (Path(world.kernel["venv"])).exists() or done.returncode != 0, present[target]
@@ -232,9 +261,11 @@ def check_invariants(world: World, before: dict, done: subprocess.CompletedProce
     assert leftovers == [], leftovers
     journals = world.home / ".local/share/kernelctl/leftovers"
     assert not journals.exists() or list(journals.iterdir()) == []
-    # doctor --fix and remove --broken act on broken kernels only.
-    if world.expect_refusal and not killed and command not in ("remove --broken",
-                                                                 "doctor --fix"):
+    # doctor --fix and remove --broken act on broken kernels only; install deletes
+    # nothing; adopt rewrites a kernel dir (refused with your files) but no venv.
+    quiet = {"remove --broken", "doctor --fix", "install"} | (
+        {"adopt"} if world.expect_refusal != "NOTES.txt" else set())
+    if world.expect_refusal and not killed and command not in quiet:
         assert done.returncode == 1 and world.expect_refusal in done.stderr + done.stdout, \
             done.stderr + done.stdout
 
@@ -243,23 +274,37 @@ def broken_only(state: Callable) -> bool:
     return state is venv_deleted
 
 
-@pytest.mark.parametrize("state", STATES, ids=lambda s: s.__name__)
-@pytest.mark.parametrize("command", list(COMMANDS))
-def test_matrix_without_interruption(command, state, prgenv_image, isolated):
-    if command == "remove --broken" and not broken_only(state):
-        pytest.skip("remove --broken acts on broken kernels only; covered by venv_deleted")
-    world = make_world(isolated, prgenv_image, state)
+def applies(command: str, state: Callable) -> bool:
+    """remove --broken acts on broken kernels only; adopt takes a hand-made kernel, so
+    the states about kernelctl's own venv are not its."""
+    if command == "remove --broken":
+        return broken_only(state)
+    return command != "adopt" or state.__name__ in ADOPT_STATES
+
+
+CASES = [pytest.param(command, state, id=f"{command}-{state.__name__}")
+         for command in COMMANDS for state in STATES if applies(command, state)]
+
+
+@pytest.mark.parametrize("command,state", CASES)
+def test_matrix_without_interruption(command, state, prgenv_image, isolated, test_wheels,
+                                     request):
+    hand_made = request.getfixturevalue("hand_made_env") if command == "adopt" else None
+    world = make_world(isolated, prgenv_image, state, hand_made, str(test_wheels))
     before = hashes(world.user_paths)
     done = run(world, COMMANDS[command](world))
     check_invariants(world, before, done, command, killed=False)
-    if state is kernel_json_edited and command == "rebuild":
+    if state is kernel_json_edited and command in ("rebuild", "adopt"):
         spec = json.loads((world.kernel_dir / "kernel.json").read_text())
         assert spec["env"]["MY_TEMPLATE"] == "${HOME}/mine"
         assert spec["env"]["MY_LITERAL"] == "cost: $$5"
-        assert spec["argv"][-1] == "--HistoryManager.enabled=False"
-        assert spec["metadata"]["mine"] == {"keep": True}
-    if state is symlinked_kernel_dir and command in ("rebuild", "create --force"):
+        if command == "rebuild":  # adopt writes its own argv and block, by design
+            assert spec["argv"][-1] == "--HistoryManager.enabled=False"
+            assert spec["metadata"]["mine"] == {"keep": True}
+    if state is symlinked_kernel_dir and command in ("rebuild", "create --force", "adopt"):
         assert world.kernel_dir.is_symlink()
+        assert "kernelctl" in json.loads((world.kernel_dir / "kernel.json").read_text())[
+            "metadata"] or done.returncode != 0
 
 
 def steps_of(world: World, args: list, tmp_path: Path) -> list:
@@ -270,7 +315,7 @@ def steps_of(world: World, args: list, tmp_path: Path) -> list:
     return trace.read_text().split("\n")[:-1] if trace.exists() else []
 
 
-KILLED_COMMANDS = ["remove", "create --force", "rebuild"]
+KILLED_COMMANDS = ["remove", "create --force", "rebuild", "adopt"]
 
 
 def new_home(monkeypatch, home: Path) -> Path:
@@ -284,14 +329,15 @@ def new_home(monkeypatch, home: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", KILLED_COMMANDS)
-def test_sigkill_at_every_step(command, prgenv_image, isolated, tmp_path, monkeypatch):
+def test_sigkill_at_every_step(command, prgenv_image, isolated, tmp_path, monkeypatch, request):
     """Each step boundary of the command's transaction, one SIGKILL each."""
-    world = make_world(isolated, prgenv_image, plain)
+    hand_made = request.getfixturevalue("hand_made_env") if command == "adopt" else None
+    world = make_world(isolated, prgenv_image, plain, hand_made)
     steps = steps_of(world, COMMANDS[command](world), tmp_path)
     assert steps, "the command passed no step of the transaction"
     for number, name in (line.split(" ", 1) for line in steps):
         world = make_world(new_home(monkeypatch, tmp_path / f"home-{number}"), prgenv_image,
-                           plain)
+                           plain, hand_made)
         before = hashes(world.user_paths)
         done = run(world, COMMANDS[command](world), fault=number)
         assert done.returncode == -signal.SIGKILL, (name, done.stderr)
@@ -301,11 +347,13 @@ def test_sigkill_at_every_step(command, prgenv_image, isolated, tmp_path, monkey
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("command", KILLED_COMMANDS)
 def test_stop_signals_say_what_stands(command, sig, prgenv_image, isolated, tmp_path,
-                                      monkeypatch):
-    world = make_world(isolated, prgenv_image, plain)
+                                      monkeypatch, request):
+    hand_made = request.getfixturevalue("hand_made_env") if command == "adopt" else None
+    world = make_world(isolated, prgenv_image, plain, hand_made)
     steps = steps_of(world, COMMANDS[command](world), tmp_path)
     middle = steps[len(steps) // 2].split(" ", 1)[0]
-    world = make_world(new_home(monkeypatch, tmp_path / "again"), prgenv_image, plain)
+    world = make_world(new_home(monkeypatch, tmp_path / "again"), prgenv_image, plain,
+                       hand_made)
     before = hashes(world.user_paths)
     done = run(world, COMMANDS[command](world), fault=f"{middle}:{sig}")
     assert done.returncode == 128 + getattr(signal, sig), done.stderr
@@ -313,3 +361,31 @@ def test_stop_signals_say_what_stands(command, sig, prgenv_image, isolated, tmp_
         assert "stopped by SIGTERM" in done.stderr
     assert "did not start" not in done.stderr
     check_invariants(world, before, done, command, killed=True)
+
+
+def test_julia_force_killed_at_every_step(isolated, tmp_path, monkeypatch):
+    """julia --force (the IJulia stand-in, tests/standins/julia): the old kernel or the
+    new one, listed and whole, whatever step the run dies at."""
+    from tests.test_julia import JuliaSession
+
+    def julia_world(home: Path) -> dict:
+        session = JuliaSession(home / "julia", dict(os.environ)).env
+        assert kernelctl("julia", "--name", "jl", env=session).returncode == 0
+        return session
+
+    session = julia_world(isolated)
+    trace = tmp_path / "steps.txt"
+    done = kernelctl("julia", "--name", "jl", "--force",
+                     env={**session, "KERNELCTL_TEST_STEPS": str(trace)})
+    assert done.returncode == 0, done.stderr
+    steps = trace.read_text().split()[::2]
+    assert steps
+    for number in steps:
+        home = new_home(monkeypatch, tmp_path / f"home-{number}")
+        session = julia_world(home)
+        done = kernelctl("julia", "--name", "jl", "--force",
+                         env={**session, "KERNELCTL_TEST_FAULT": number})
+        assert done.returncode == -signal.SIGKILL and "Traceback" not in done.stderr
+        present = listed(env=session)
+        assert present["jl"]["status"] == "ok" and present["jl"]["managed"], present["jl"]
+        assert [str(p) for p in (home / ".local/share").rglob(".kernelctl*")] == []
