@@ -291,3 +291,15 @@ def unprivileged() -> list:
         message = f"cannot drop root's file capabilities with setpriv: {done.stderr.strip()}"
         pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     return UNPRIVILEGED
+
+
+@pytest.fixture(scope="session")
+def hand_made_env(tmp_path_factory, wheelhouse) -> Path:
+    """A virtualenv with ipykernel, made by hand (as at DKRZ): what adopt takes over."""
+    from tests.helpers import make_venv
+
+    venv = tmp_path_factory.mktemp("hand-made") / "env"
+    make_venv(venv, sys.executable)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                    "--no-index", "--find-links", str(wheelhouse), "ipykernel"], check=True)
+    return venv

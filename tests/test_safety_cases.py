@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import (
     assert_user_error,
     created,
@@ -92,3 +94,64 @@ def test_remove_keeps_a_venv_with_the_users_files_unless_told(prgenv_image, isol
     done = kernelctl("remove", "--yes", "--delete-user-files", "k", env=session)
     assert done.returncode == 0, done.stderr
     assert not os.path.exists(kernel["venv"])
+
+
+def stopped_at_first_step(args: list, env: dict, tmp_path) -> "subprocess.Popen":
+    """`kernelctl ARGS` started and frozen (SIGSTOP, through the fault hook) at its
+    first journaled step: it holds its locks, as a run busy installing would."""
+    import subprocess
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "kernelctl", *map(str, args)],
+                               env={**env, "KERNELCTL_TEST_FAULT": "1:SIGSTOP"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "T":
+            return process
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the first run never reached its first step")
+
+
+def resume(process) -> "subprocess.CompletedProcess":
+    import signal
+    import subprocess
+
+    process.send_signal(signal.SIGCONT)
+    out, err = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+@pytest.mark.parametrize("second", [["remove", "--yes", "k"], ["rebuild", "k"],
+                                    ["create", "--base", "prgenv-gnu", "--name", "k", "--force"]])
+def test_two_changes_to_one_kernel_one_wins(second, prgenv_image, isolated, tmp_path):
+    session = session_of(prgenv_image)
+    created("--base", "prgenv-gnu", "--name", "k", env=session)
+    first = stopped_at_first_step(["rebuild", "k"], session, tmp_path)
+    try:
+        loser = kernelctl(*second, env=session)
+    finally:
+        winner = resume(first)
+    assert_user_error(loser, "another kernelctl is working on")
+    assert len([line for line in loser.stderr.splitlines() if "error:" in line]) == 1
+    assert winner.returncode == 0, winner.stderr
+    kernel = listed(env=session)["k"]
+    assert kernel["status"] == "ok"
+    printed = run_in_kernel("k", "import sys; print(sys.prefix)", dict(os.environ))
+    assert printed.strip() == kernel["venv"]
+
+
+def test_adopt_and_create_of_one_venv_one_wins(prgenv_image, isolated, tmp_path,
+                                               hand_made_env):
+    session = session_of(prgenv_image)
+    first = stopped_at_first_step(["adopt", hand_made_env, "--name", "a"], session, tmp_path)
+    try:
+        loser = kernelctl("create", "--base", "prgenv-gnu", "--name", "b", "--venv",
+                          hand_made_env, env=session)
+    finally:
+        winner = resume(first)
+    assert_user_error(loser, "another kernelctl is working on the environment")
+    assert winner.returncode == 0, winner.stderr
+    assert "b" not in listed(env=session) and "a" in listed(env=session)

@@ -202,18 +202,6 @@ def make_world(home: Path, image, state: Callable, hand_made_env: Optional[Path]
     return world
 
 
-@pytest.fixture(scope="session")
-def hand_made_env(tmp_path_factory, wheelhouse) -> Path:
-    """A virtualenv with ipykernel, made by hand (as at DKRZ): what adopt takes over."""
-    from tests.helpers import make_venv
-
-    venv = tmp_path_factory.mktemp("hand-made") / "env"
-    make_venv(venv, sys.executable)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                    "--no-index", "--find-links", str(wheelhouse), "ipykernel"], check=True)
-    return venv
-
-
 def run(world: World, args: list, fault: str = "") -> subprocess.CompletedProcess:
     env = {**world.session, **({"KERNELCTL_TEST_FAULT": fault} if fault else {})}
     return kernelctl(*args, env=env)
