@@ -12,7 +12,6 @@ import json
 import keyword
 import os
 import re
-import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
+from kernelctl import shell
 from kernelctl.errors import KernelctlError
 from kernelctl.model import Status, expand
 from kernelctl.record import write_atomically
@@ -81,7 +81,7 @@ def submit(request: SubmitRequest, env: Mapping[str, str], home: Path,
     if not sbatch and not request.dry_run:
         raise KernelctlError("sbatch is not on PATH: submit needs Slurm",
                              f"On a machine without Slurm, run it here: kernelctl run "
-                             f"{request.kernel} -- python {shlex.quote(str(file))}")
+                             f"{request.kernel} -- python {shell.quote(str(file))}")
     # A uenv the session lacks is fine: the job asks Slurm for it.
     target = kernel_command(request.kernel, env, allow=(Status.OK, Status.MISMATCH))
     binding = target.kernel.base
@@ -103,16 +103,18 @@ def submit(request: SubmitRequest, env: Mapping[str, str], home: Path,
     else:
         command = [_python(target), str(file), *request.script_args]
     uenv_lines, missing = _uenv_lines(uenv, binding, sbatch, env)
-    text = batch_script(target, file, command, uenv_lines, log)
+    text = batch_script(target, file, command, uenv_lines, log, request.sbatch_args)
     submission = Submission(target.kernel.name, script, text, log, output)
     if missing:
         submission.notices.append(missing)
+    _check_output_dirs(request.sbatch_args, log, output, file)
+    # Written for a dry run too: the printed script runs as printed (`sh SCRIPT`).
+    jobs.mkdir(parents=True, exist_ok=True)
+    write_atomically(jobs / NOTEBOOK_RUNNER, _runner_text())
     if request.dry_run:
         return submission
     for line in submission.notices:
         notice(line)
-    jobs.mkdir(parents=True, exist_ok=True)
-    write_atomically(jobs / NOTEBOOK_RUNNER, _runner_text())
     write_atomically(script, text)
     submission.job_id, submission.exit_code = _sbatch(sbatch or "sbatch", request, script, file,
                                                       env)
@@ -181,14 +183,15 @@ def _uenv_lines(uenv: Optional[str], binding, sbatch: Optional[str],
     if not uenv:
         return [], ""
     mount = binding.mount and binding.mount != "/user-environment"
-    lines = [f"--uenv={uenv}" + (f":{binding.mount}" if mount else "")]
+    options = [f"--uenv={uenv}" + (f":{binding.mount}" if mount else "")]
     if binding.view:
-        lines.append(f"--view={binding.view}")
+        options.append(f"--view={binding.view}")
     if sbatch and not _knows_uenv(sbatch, env):
-        return ([f"##SBATCH {line}  (no uenv plugin in this Slurm)" for line in lines],
+        return ([shell.directive([option], "##SBATCH") + "  # no uenv plugin in this Slurm"
+                 for option in options],
                 f"this Slurm has no --uenv option (no uenv plugin): the job script asks for "
                 f"{uenv} in comments only, and runs only where the image is already mounted")
-    return [f"#SBATCH {line}" for line in lines], ""
+    return [shell.directive([option]) for option in options], ""
 
 
 def _knows_uenv(sbatch: str, env: Mapping[str, str]) -> bool:
@@ -201,19 +204,46 @@ def _knows_uenv(sbatch: str, env: Mapping[str, str]) -> bool:
     return "--uenv" in done.stdout
 
 
+def _check_output_dirs(sbatch_args: Sequence[str], log: Optional[Path],
+                       output: Optional[Path], file: Path) -> None:
+    """Where the job writes must exist and be writable now, not after its queue wait."""
+    places = [p.parent for p in (log, output) if p is not None]
+    # A user's Slurm pattern (%u, %x) in a path: only the job knows where that is.
+    places += [Path(file.parent, value).parent for value in _output_values(sbatch_args)
+               if "%" not in value]
+    for place in places:
+        if not os.path.isdir(place):
+            raise KernelctlError(f"the job would write into {shell.shown(str(place))}, which "
+                                 "does not exist", f"Create it first (mkdir -p "
+                                 f"{shell.quote(str(place))}), or point -o/--output elsewhere.")
+        if not os.access(place, os.W_OK | os.X_OK):
+            raise KernelctlError(f"the job could not write into {shell.shown(str(place))} "
+                                 "(permission denied)", "Point -o/--output at a directory "
+                                 "of yours.")
+
+
+def _output_values(sbatch_args: Sequence[str]) -> list:
+    """The paths given to sbatch's -o/--output and -e/--error, in any spelling."""
+    values, args = [], list(sbatch_args)
+    for i, arg in enumerate(args):
+        for long, short in (("--output", "-o"), ("--error", "-e")):
+            if arg in (long, short) and i + 1 < len(args):
+                values.append(args[i + 1])
+            elif arg.startswith(long + "="):
+                values.append(arg[len(long) + 1:])
+            elif arg.startswith(short) and not arg.startswith("--") and len(arg) > 2:
+                values.append(arg[2:].lstrip("="))
+    return values
+
+
 def _names_output(sbatch_args: Sequence[str]) -> bool:
     return any(arg in ("-o", "--output") or arg.startswith(("--output=", "-o"))
                for arg in sbatch_args)
 
 
 SCRIPT = """#!/bin/sh
-# Written by `kernelctl submit` on {date}.
-# Runs {what}
-# in the environment of the Jupyter kernel '{kernel}' ({display_name}),
-# built on {base}. Needs nothing of kernelctl: the kernel's own launcher (last line)
-# {steps}checks that the base is here, then runs the command.
-#SBATCH --job-name={job_name}
-{sbatch_lines}
+{comments}
+{directives}
 # kernel.json's environment, as Jupyter gives it to the kernel:
 {exports}
 exec {command}
@@ -221,23 +251,36 @@ exec {command}
 
 
 def batch_script(target: KernelCommand, file: Path, command: Sequence[str],
-                 uenv_lines: Sequence[str], log: Optional[Path]) -> str:
+                 uenv_lines: Sequence[str], log: Optional[Path],
+                 sbatch_args: Sequence[str] = ()) -> str:
+    """The job script, every part written by kernelctl.shell: the sbatch options given
+    after `--` are in it as #SBATCH lines, so the script alone is what is submitted."""
     kernel = target.kernel
     binding = kernel.base
-    lines = list(uenv_lines) + ([f"#SBATCH --output={log}"] if log else [])
-    exports = {**_literal(target.spec_env), "KERNELCTL_KERNEL": kernel.name}
     modules, conda = getattr(binding, "modules", None), getattr(binding, "conda_prefix", None)
     steps = (f"loads the modules {modules.replace(',', ' ')}, " if modules else
-             f"activates the conda env {conda}, " if conda else "")
+             f"activates the conda environment {conda}, " if conda else "")
+    comments = [
+        f"Written by `kernelctl submit` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.",
+        f"Runs {' '.join(command[1:])}",
+        f"in the environment of the Jupyter kernel '{kernel.name}' ({kernel.display_name}),",
+        f"built on {binding.label if binding else 'its base'}. Needs nothing of kernelctl: "
+        "the kernel's own launcher (last line)",
+        f"{steps}checks that the base is here, then runs the command."]
+    job_name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{kernel.name}-{file.stem}")
+    directives = [shell.directive([f"--job-name={job_name}"]), *uenv_lines]
+    if log:
+        directives.append(shell.directive([f"--output={shell.slurm_filename(str(log.parent))}"
+                                           f"/{log.name}"]))
+    if sbatch_args:
+        directives.append(shell.directive(sbatch_args))
+    where = f"the env of the kernel '{kernel.name}'"
+    exports = {**_literal(target.spec_env), "KERNELCTL_KERNEL": kernel.name}
     return SCRIPT.format(
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        what=("the notebook " if file.suffix == ".ipynb" else "the script ") + str(file),
-        kernel=kernel.name, display_name=kernel.display_name,
-        base=binding.label if binding else "its base", steps=steps,
-        job_name=re.sub(r"[^A-Za-z0-9._-]", "_", f"{kernel.name}-{file.stem}"),
-        sbatch_lines="\n".join(lines),
-        exports="\n".join(f"export {key}={shlex.quote(value)}" for key, value in exports.items()),
-        command=shlex.join([*target.launcher, *command]))
+        comments="\n".join(shell.comment(line) for line in comments),
+        directives="\n".join(directives),
+        exports="\n".join(shell.export(key, value, where) for key, value in exports.items()),
+        command=shell.words([*target.launcher, *command], "the job's command"))
 
 
 def _literal(spec_env: Mapping[str, str]) -> dict:
@@ -254,8 +297,8 @@ def _runner_text() -> str:
 def _sbatch(sbatch: str, request: SubmitRequest, script: Path, file: Path,
             env: Mapping[str, str]) -> tuple:
     """Submit; (job id, the job's exit code when --wait)."""
-    argv = [sbatch, "--parsable", *(["--wait"] if request.wait else []),
-            *request.sbatch_args, str(script)]
+    # The options after `--` are #SBATCH lines of the script itself (batch_script).
+    argv = [sbatch, "--parsable", *(["--wait"] if request.wait else []), str(script)]
     try:
         done = subprocess.run(argv, env=dict(env), cwd=file.parent, capture_output=True,
                               text=True)

@@ -231,7 +231,10 @@ def test_dry_run_asks_slurm_for_the_uenv_where_it_can(uenv_kernel, prgenv_image,
     assert done.stdout.startswith("#!/bin/sh\n") and "no --uenv option" not in done.stderr
     done = kernelctl("submit", "job", script, "--dry-run", env=slurm.env(session), cwd=tmp_path)
     assert f"##SBATCH --uenv=prgenv-gnu/24.11:v1:{prgenv_image.mount}" in done.stdout
-    assert not (Path(os.environ["KERNELCTL_HOME"]) / "jobs").exists()  # dry: nothing written
+    # Dry: no job script is kept, only kernelctl's notebook runner, so that the printed
+    # script runs as printed.
+    jobs = Path(os.environ["KERNELCTL_HOME"]) / "jobs"
+    assert [p.name for p in jobs.iterdir()] == ["kernelctl_notebook.py"]
     # The script needs nothing of kernelctl: it runs as plain sh with kernelctl gone.
     text = done.stdout
     (tmp_path / "job.sh").write_text(text)
