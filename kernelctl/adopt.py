@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Tuple
 
-from kernelctl import __version__
+from kernelctl import __version__, shell
 from kernelctl.bases import Base, resolve_base
 from kernelctl.environment import kernel_env, own_bin, pip_options
 from kernelctl.errors import Interrupted, KernelctlError, disk_errors
@@ -95,6 +95,8 @@ def adopt(request: AdoptRequest, env: Mapping[str, str], home: Path,
             if existing is not None and existing.spec is not None:
                 # What the hand-made kernel.json set stays, as written (its ${VAR}s stay
                 # templates), unless kernelctl must set it.
+                shell.check_names(existing.spec.env,
+                                  f"the env of {existing.resource_dir}/kernel.json")
                 spec = replace(spec, env={**existing.spec.env, **spec.env})
             launcher = launcher_script(
                 python, interpreter.version, root, base.digest or "",

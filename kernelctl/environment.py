@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from kernelctl.bases import Base
 from kernelctl.errors import CommandFailed, KernelctlError
+from kernelctl.installers import PIP_VARIABLES, hide_credentials
 from kernelctl.proc import run
+from kernelctl.redact import has_credentials, redact
 from kernelctl.venvs import Venv
 
 GUARD_MODULE = "kernelctl_guard"
@@ -113,6 +116,21 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
     """
     # --no-compile: as uv, no bytecode at install time; Python writes it on first import
     # (measured in bench/bench_install.py: installs take much less, a first import more).
+    with tempfile.TemporaryDirectory(prefix="kernelctl-pip-") as private:
+        # Credentials (a token in a URL) go to pip through a 0600 file or the
+        # environment, never argv, which every user of the node can read.
+        options, hidden = hide_credentials(pip_options, PIP_VARIABLES, env)
+        secret = [r for r in requested if has_credentials(r)]
+        if secret:
+            requested = [r for r in requested if r not in secret]
+            requirement_files = [*requirement_files, Path(private, "requirements.txt")]
+            Path(private, "requirements.txt").write_text("".join(f"{r}\n" for r in secret))
+        _install(venv, requested, requirement_files, options, {**env, **hidden}, also, uv)
+
+
+def _install(venv: Venv, requested: Sequence[str], requirement_files: Sequence[Path],
+             pip_options: Sequence[str], env: Mapping[str, str], also: Sequence[str],
+             uv: Optional[str]) -> None:
     pip = [str(venv.python), "-m", "pip", "install", "--no-warn-script-location", "--no-compile",
            *pip_options]
     requirements = [arg for path in requirement_files for arg in ("-r", str(path))]
@@ -169,12 +187,13 @@ def _not_found(requirement: str, venv: Venv, pip_options: Sequence[str],
     wheelhouse = next((p for p in pip_options[1:] if os.path.isdir(p)), "WHEELHOUSE")
     version = ".".join(venv.python.resolve().name.replace("python", "").split(".")[:2]) \
         or "3.X"
-    return KernelctlError(
+    return KernelctlError(redact(
         f"pip found no distribution of {name}"
-        + (f" ({requirement})" if requirement != name else "") + f"; it looked in: {where}",
-        f"On a login node (online), put it in the wheelhouse: pip download --dest "
-        f"{wheelhouse} --only-binary=:all: --python-version {version} {requirement!r}"
-        + (" (ipykernel must be there when the base lacks it)" if name == "ipykernel" else ""))
+        + (f" ({requirement})" if requirement != name else "") + f"; it looked in: {where}"),
+        redact(f"On a login node (online), put it in the wheelhouse: pip download --dest "
+               f"{wheelhouse} --only-binary=:all: --python-version {version} {requirement!r}"
+               + (" (ipykernel must be there when the base lacks it)" if name == "ipykernel"
+                  else "")))
 
 
 def kernel_env(venv: Venv, base: Base, env: Mapping[str, str], own_bin: Optional[Path]) -> dict:

@@ -23,6 +23,7 @@ from typing import Mapping, Optional, Sequence
 
 from kernelctl.errors import KernelctlError
 from kernelctl.proc import run
+from kernelctl.redact import has_credentials
 from kernelctl.venvs import Venv, requirement_name
 
 CHOICES = ("auto", "pip", "uv")
@@ -103,17 +104,54 @@ def uv_install(uv: str, venv: Venv, requested: Sequence[str], requirement_files:
              *[arg for path in requirement_files for arg in ("-r", str(path))]],
             env=env, what="pip install --dry-run (resolving)", hint=_HINT)
         items = json.loads(report.read_text()).get("install", [])
-    pins = [_pin(item) for item in items]
-    resolved = {requirement_name(pin) for pin in pins}
-    # Named packages the base already satisfies are not in pip's answer: they must land in
-    # the venv all the same, so that its copy wins.
-    needed = pins + [r for r in named if requirement_name(r) not in resolved]
-    if needed:
-        run([uv, "pip", "install", "--python", str(venv.python), "--no-deps",
-             *[arg for r in named for arg in ("--reinstall-package", requirement_name(r))],
-             *pip_settings(venv.python, env), *options, *needed],
-            env={**env, "VIRTUAL_ENV": str(venv.root)}, what="uv pip install", hint=_HINT)
+        pins = [_pin(item) for item in items]
+        resolved = {requirement_name(pin) for pin in pins}
+        # Named packages the base already satisfies are not in pip's answer: they must
+        # land in the venv all the same, so that its copy wins.
+        needed = pins + [r for r in named if requirement_name(r) not in resolved]
+        if needed:
+            # In a file (the work dir is 0700), not argv: a URL may carry a token, and
+            # every user of the node can read a process's argv.
+            listed_needed = Path(work, "needed.txt")
+            listed_needed.write_text("".join(f"{r}\n" for r in needed))
+            settings, hidden = hide_credentials([*pip_settings(venv.python, env), *options],
+                                                UV_VARIABLES, env)
+            run([uv, "pip", "install", "--python", str(venv.python), "--no-deps",
+                 *[arg for r in named for arg in ("--reinstall-package", requirement_name(r))],
+                 *settings, "-r", str(listed_needed)],
+                env={**env, **hidden, "VIRTUAL_ENV": str(venv.root)}, what="uv pip install",
+                hint=_HINT)
     return needed
+
+
+# Where pip and uv read an option from the environment (value separator): what carries
+# a credential goes there, never on a command line that `ps` shows every user.
+PIP_VARIABLES = {"--index-url": ("PIP_INDEX_URL", " "),
+                 "--extra-index-url": ("PIP_EXTRA_INDEX_URL", " "),
+                 "--find-links": ("PIP_FIND_LINKS", " ")}
+UV_VARIABLES = {"--index-url": ("UV_INDEX_URL", " "),
+                "--extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
+                "--find-links": ("UV_FIND_LINKS", ",")}
+
+
+def hide_credentials(options: Sequence[str], variables: Mapping[str, tuple],
+                     env: Mapping[str, str]) -> tuple:
+    """(the options without those whose value holds a credential, the variables that
+    carry those instead, added to what `env` already sets)."""
+    kept: list = []
+    hidden: dict = {}
+    i = 0
+    while i < len(options):
+        flag = options[i]
+        if flag in variables and i + 1 < len(options) and has_credentials(options[i + 1]):
+            variable, separator = variables[flag]
+            before = hidden.get(variable) or env.get(variable)
+            hidden[variable] = f"{before}{separator}{options[i + 1]}" if before else options[i + 1]
+            i += 2
+            continue
+        kept.append(flag)
+        i += 1
+    return kept, hidden
 
 
 def _pin(item: dict) -> str:

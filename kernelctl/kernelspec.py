@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shlex
 import shutil
 import uuid
 from dataclasses import replace
@@ -13,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
+from kernelctl import shell
 from kernelctl.binding import Binding
 from kernelctl.errors import KernelctlError, NameTaken
 from kernelctl.model import KERNEL_NAME_RE, METADATA_KEY, KernelSpec, env_digest, escape_env
@@ -107,10 +107,10 @@ def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
     shows when the venv was deleted, or its Python (its base image) is not here.
     `launch_steps`: the base's own set-up (loading modules), run before the checks."""
     flags = "-Xfrozen_modules=off " if _at_least(python_version, (3, 11)) else ""
-    quote = shlex.quote
+    quote = shell.quote
     return LAUNCHER_TEMPLATE.format(
         python=quote(str(python)), digest=quote(digest), python_flags=flags,
-        layers=" ".join(quote(layer) for layer in layers), launch_steps=launch_steps,
+        layers=shell.words(layers), launch_steps=launch_steps,
         venv=quote(str(venv)), gone=quote(gone), unavailable=quote(unavailable),
         explainer=EXPLAINER, run_flag=RUN_FLAG)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import shlex
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from kernelctl import shell
 from kernelctl.errors import DISK_FULL_MARKERS, CommandFailed, disk_full_error
 from kernelctl.redact import redact
 
@@ -45,7 +45,7 @@ def run(
     stdout then stderr (`module avail` answers on stderr).
     """
     argv = [str(part) for part in cmd]
-    log.debug("running: %s", redact(shlex.join(argv)))
+    log.debug("running: %s", redact(shell.words(map(str, argv))))
     try:
         process = subprocess.Popen(
             argv, env=dict(env) if env is not None else None, cwd=cwd,

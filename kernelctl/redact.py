@@ -15,3 +15,7 @@ USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\
 
 def redact(text: str) -> str:
     return USERINFO.sub(lambda m: f"{m['scheme']}****@", text)
+
+
+def has_credentials(text: str) -> bool:
+    return USERINFO.search(text) is not None

@@ -26,12 +26,12 @@ class Renderer:
 
     def progress(self, step: str) -> None:
         if self._show_progress:
-            self.err.write(f"[{time.monotonic() - self._started:5.1f}s] {step}...\n")
+            self.err.write(f"[{time.monotonic() - self._started:5.1f}s] {redact(step)}...\n")
             self.err.flush()
 
     def notice(self, line: str) -> None:
         """One line the user must see (not progress): on stderr, JSON or not."""
-        self.err.write(f"kernelctl: {line}\n")
+        self.err.write(f"kernelctl: {redact(line)}\n")
         self.err.flush()
 
     def created(self, kernel: KernelInfo) -> None:
@@ -266,9 +266,11 @@ class Renderer:
         self.out.write(heading + "\n" + "".join(f"  - {f.description}\n" for f in fixes))
 
     def error(self, error: KernelctlError) -> None:
-        self.err.write(f"kernelctl: error: {error.message}\n")
+        # Every message passes the one redaction: pip's configuration, a URL the user
+        # typed, a command line quoted in an error may all carry a token.
+        self.err.write(f"kernelctl: error: {redact(error.message)}\n")
         if error.hint:
-            self.err.write(f"  hint: {error.hint}\n")
+            self.err.write(f"  hint: {redact(error.hint)}\n")
 
     def _json(self, data: dict) -> None:
         """Every JSON document is an object that starts with the format version."""

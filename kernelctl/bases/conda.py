@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 from pathlib import Path
 from typing import Mapping, Optional
 
+from kernelctl import shell
 from kernelctl.bases import Base
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
@@ -125,6 +125,7 @@ def _env_vars(source: Path) -> dict:
             isinstance(k, str) and isinstance(v, str) for k, v in found.items()):
         raise KernelctlError(f"{source} does not map variable names to strings",
                              "Fix the file (see `conda env config vars`).")
+    shell.check_names(found, str(source))
     return found
 
 
@@ -142,4 +143,4 @@ done
 
 
 def launch_steps(prefix: str) -> str:
-    return LAUNCH_STEPS.format(prefix=shlex.quote(prefix))
+    return LAUNCH_STEPS.format(prefix=shell.quote(prefix))

@@ -9,10 +9,10 @@ layered on.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import replace
 from typing import Mapping, Optional
 
+from kernelctl import shell
 from kernelctl.bases import Base
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.containers import session_container
@@ -92,5 +92,5 @@ def mismatch(binding: Binding, session) -> Optional[str]:
 
 def launch_steps(markers: tuple) -> str:
     """The image check: each identifying variable must hold the value it held."""
-    return "".join(f'[ "${{{name}-}}" = {shlex.quote(value)} ] || base_here=no\n'
-                   for name, value in markers)
+    return "".join(f'[ "${{{shell.name(name, "the container marker")}-}}" = '
+                   f'{shell.quote(value)} ] || base_here=no\n' for name, value in markers)

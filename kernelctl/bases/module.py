@@ -9,11 +9,11 @@ modulefile, where a copy of the environment would go stale; it costs ~0.05 s).
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from kernelctl import shell
 from kernelctl.bases import Base
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
@@ -128,7 +128,7 @@ fi
 def launch_steps(lmod: Path, modulepath: str, pinned: Sequence[str]) -> str:
     # The MODULEPATH they were loaded from first, then the server's own (a site's
     # JupyterLab may have modules loaded).
-    search = (f"MODULEPATH={shlex.quote(modulepath)}${{MODULEPATH:+:$MODULEPATH}}; "
+    search = (f"MODULEPATH={shell.quote(modulepath)}${{MODULEPATH:+:$MODULEPATH}}; "
               "export MODULEPATH\n" if modulepath else "")
-    return LAUNCH_STEPS.format(lmod=shlex.quote(str(lmod)), modulepath=search,
-                               modules=" ".join(shlex.quote(m) for m in pinned))
+    return LAUNCH_STEPS.format(lmod=shell.quote(str(lmod)), modulepath=search,
+                               modules=" ".join(shell.quote(m) for m in pinned))
