@@ -48,7 +48,7 @@ from kernelctl.transaction import (
     stop_signals_raise,
     sweep_leftovers,
 )
-from kernelctl.venvs import Venv
+from kernelctl.venvs import Venv, check_requirement
 
 Progress = Callable[[str], None]
 
@@ -74,6 +74,8 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     """`notice`: what the user must read even when not watching progress (which base
     was chosen for them, an offline install the recipe asked for)."""
     check_pip_inputs(request.requirement_files, request.find_links)
+    for package in request.packages:
+        check_requirement(package, "-p/--package")
     choose(request.installer, env)  # an unknown or missing installer, before any work
     if request.name is not None:
         check_kernel_name(request.name)

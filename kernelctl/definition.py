@@ -7,7 +7,6 @@ user's package requests and the versions its environment held, the names, the fl
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -17,12 +16,9 @@ import tomli_w
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo
 from kernelctl.record import read_record
-from kernelctl.venvs import own_distributions, requirement_name
+from kernelctl.textfiles import load_toml
+from kernelctl.venvs import check_requirement, own_distributions, requirement_name
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 FORMAT = 1
 KIND_WORDS = {str: "a string", int: "an integer", dict: "a table"}
@@ -75,17 +71,37 @@ def export(kernel: KernelInfo) -> Definition:
                       "python", tuple(dict.fromkeys(requested)), venv_versions(venv))
 
 
-def _requirement_lines(path: Path) -> list:
-    """A requirements file's requirements (no comments, no pip options), inlined: the
-    definition travels without the file."""
+def _requirement_lines(path: Path, seen: tuple = ()) -> list:
+    """A requirements file's requirements, inlined (the definition travels without the
+    file): comments dropped, nested `-r FILE` followed, any other pip option refused by
+    name rather than silently left out."""
+    if path.resolve() in seen:
+        raise KernelctlError(f"the requirements file {path} includes itself (through -r)",
+                             "Remove the loop of -r lines.")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise KernelctlError(f"cannot read the requirements file {path}: {exc.strerror}",
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KernelctlError(f"cannot read the requirements file {path}: {exc}",
                              "Put it back, or export after `kernelctl install` of its "
                              "packages.") from exc
-    return [line.split("#", 1)[0].strip() for line in lines
-            if line.split("#", 1)[0].strip() and not line.lstrip().startswith("-")]
+    found: list = []
+    for line in lines:
+        text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if not text:
+            continue
+        option, _, value = text.partition(" ") if text.startswith("-") else ("", "", "")
+        if option in ("-r", "--requirement") or text.startswith("--requirement="):
+            nested = value.strip() or text.split("=", 1)[1]
+            found += _requirement_lines(path.parent / nested, (*seen, path.resolve()))
+        elif text.startswith("-"):
+            raise KernelctlError(
+                f"{path} has the pip option line {text!r}, which a definition cannot carry",
+                "Export lists requirements only: put the option in pip's configuration "
+                "(pip config set) on the machine that recreates the kernel, and remove it "
+                "from the file.")
+        else:
+            found.append(text)
+    return found
 
 
 def venv_versions(venv: Path) -> dict:
@@ -97,16 +113,20 @@ def venv_versions(venv: Path) -> dict:
 def read(path: Path) -> Definition:
     """A definition file, checked key by key."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = load_toml(Path(path))
     except FileNotFoundError as exc:
         raise KernelctlError(f"{path} does not exist", "Check the path.") from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except IsADirectoryError as exc:
+        raise KernelctlError(f"{path} is a directory, not a kernel definition",
+                             "Pass the file kernelctl export wrote.") from exc
+    except (OSError, ValueError) as exc:
         raise KernelctlError(f"{path} is not a kernel definition: {exc}",
                              "Make one with kernelctl export NAME -o FILE.") from exc
 
     def get(table: Mapping, key: str, kind: type, where: str = ""):
         value = table.get(key)
-        if not isinstance(value, kind):
+        # A bool is an int to Python; `format = true` is no format number.
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
             raise KernelctlError(
                 f"{path}: '{where}{key}' must be {KIND_WORDS[kind]}"
                 f"{' (it is missing)' if value is None else f', not {value!r}'}",
@@ -128,6 +148,8 @@ def read(path: Path) -> Definition:
     if not isinstance(requested, list) or not all(isinstance(r, str) for r in requested):
         raise KernelctlError(f"{path}: 'packages.requested' must be a list of strings",
                              "See docs/definitions.md.")
+    for requirement in requested:
+        check_requirement(requirement, f"{path}: 'packages.requested'")
     if not isinstance(resolved, dict) or not all(isinstance(v, str) for v in resolved.values()):
         raise KernelctlError(f"{path}: 'packages.resolved' must map names to version strings",
                              "See docs/definitions.md.")

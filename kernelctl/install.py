@@ -21,7 +21,7 @@ from kernelctl.transaction import (
     sweep_leftovers,
 )
 from kernelctl.installers import choose
-from kernelctl.venvs import CONFIG, Venv, open_venv
+from kernelctl.venvs import CONFIG, Venv, check_requirement, open_venv
 
 
 def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path],
@@ -30,6 +30,8 @@ def install(name: str, packages: Sequence[str], requirement_files: Sequence[Path
     if not packages and not requirement_files:
         raise KernelctlError("nothing to install", "Name packages, or pass -r FILE.")
     check_pip_inputs(requirement_files, find_links)
+    for package in packages:
+        check_requirement(package, "the package list")
     uv = choose(installer, env)
     kernel, root, _ = _installable(find_kernel(name, env))
     sweep_leftovers(home)

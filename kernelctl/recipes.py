@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from kernelctl.textfiles import load_toml
 from kernelctl.errors import KernelctlError
 
 if sys.version_info >= (3, 11):
@@ -141,9 +142,8 @@ def _recipe_files(env: Mapping[str, str]) -> dict:
 
 def load_recipe(path: Path) -> Recipe:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return _from_dict(data, path)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
+        return _from_dict(load_toml(path), path)
+    except (OSError, ValueError) as exc:
         raise KernelctlError(
             f"recipe {path} is invalid: {exc}",
             "Fix the file against docs/recipes.md, or remove it from KERNELCTL_RECIPE_PATH.",

@@ -7,7 +7,6 @@ directory kernelctl's to delete.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,11 +16,8 @@ import tomli_w
 
 from kernelctl.errors import KernelctlError
 from kernelctl.paths import new_file_mode
+from kernelctl.textfiles import load_toml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 RECORD_NAME = "kernelctl.toml"
 RECORD_FORMAT = 1
@@ -55,10 +51,10 @@ class EnvRecord:
 def read_record(venv: Path) -> Optional[EnvRecord]:
     """The record of `venv`, or None when kernelctl did not make it."""
     try:
-        data = tomllib.loads((venv / RECORD_NAME).read_text(encoding="utf-8"))
+        data = load_toml(venv / RECORD_NAME)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         raise KernelctlError(f"the record {venv / RECORD_NAME} is unreadable: {exc}",
                              "Recreate the environment with `kernelctl create --force`.")
     try:
@@ -71,7 +67,7 @@ def read_record(venv: Path) -> Optional[EnvRecord]:
 def _migrate(data: dict) -> EnvRecord:
     """Every format kernelctl ever wrote, read into today's EnvRecord; a value of the
     wrong type is a ValueError naming its key."""
-    if data.get("format", RECORD_FORMAT) != RECORD_FORMAT:
+    if _typed(data, "format", int, RECORD_FORMAT) != RECORD_FORMAT:
         raise ValueError(f"format {data.get('format')!r} is newer than this kernelctl "
                          f"understands ({RECORD_FORMAT})")
     packages = _typed(data, "packages", dict, {})
@@ -91,7 +87,7 @@ def _typed(data: dict, key: str, kind: type, default=_MISSING):
     value = data.get(key, default)
     if value is _MISSING:
         raise ValueError(f"it has no '{key}'")
-    if not isinstance(value, kind):
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ValueError(f"'{key}' is {type(value).__name__}, not {kind.__name__}")
     return value
 

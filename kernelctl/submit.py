@@ -24,6 +24,7 @@ from kernelctl import shell
 from kernelctl.errors import KernelctlError
 from kernelctl.model import Status, expand
 from kernelctl.record import write_atomically
+from kernelctl.textfiles import load_json, parse_json
 from kernelctl.runner import KernelCommand, kernel_command
 from kernelctl.uenv import UenvLabel
 
@@ -137,9 +138,8 @@ def _checked_file(request: SubmitRequest) -> Path:
 
 def _check_notebook(file: Path) -> None:
     try:
-        with open(file, encoding="utf-8") as source:
-            notebook = json.load(source)
-    except (ValueError, UnicodeDecodeError) as exc:
+        notebook = load_json(file, max_bytes=0)  # notebooks with figures are big
+    except (OSError, ValueError) as exc:
         raise KernelctlError(f"{file} is not a notebook: it does not parse as JSON ({exc})",
                              "Open it in JupyterLab and save it again.") from exc
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list) \
@@ -157,8 +157,12 @@ def _parameters(pairs: Sequence[str]) -> dict:
             raise KernelctlError(f"'{pair}' is not NAME=VALUE with a Python name",
                                  "e.g. -P alpha=0.5 -P label=run1")
         try:
-            values[name] = json.loads(value)
+            values[name] = parse_json(value)
         except ValueError:
+            if value.strip() in ("NaN", "Infinity", "-Infinity"):
+                raise KernelctlError(f"-P {pair}: {value.strip()} cannot travel in a notebook's "
+                                     "JSON", f"Pass it as text (-P {name}='\"{value.strip()}\"') "
+                                     "and convert it in the notebook: float(x).") from None
             values[name] = value
     return values
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ class UenvLabel:
         return text
 
 
+MAX_META_BYTES = 16 << 20  # env.json lists a view's variables: kilobytes, not gigabytes
+
+
 @dataclass(frozen=True)
 class MountedUenv:
     """One image of UENV_MOUNT_LIST, with what UENV_VIEW and meta/env.json say of it."""
@@ -54,6 +58,7 @@ class MountedUenv:
     digest: Optional[str]
     active_views: tuple
     meta: dict
+    meta_problem: str = ""  # why meta/env.json could not be used, said where it matters
 
     def views(self) -> dict:
         views = self.meta.get("views")
@@ -122,24 +127,32 @@ def session_uenvs(env: Mapping[str, str]) -> list:
     mounted = []
     for entry in filter(None, mount_list.split(",")):
         squashfs, _, mount = entry.rpartition(":")
-        meta = _read_meta(Path(mount))
+        meta, problem = _read_meta(Path(mount))
         own_name = meta.get("name") if isinstance(meta.get("name"), str) else None
         digest = DIGEST_RE.search(squashfs)
         mounted.append(MountedUenv(
             name=own_name or names_by_mount.get(mount) or Path(mount).name, mount=Path(mount), squashfs=squashfs,
             digest=digest.group(1) if digest else None,
-            active_views=tuple(views_by_mount.get(mount, ())), meta=meta,
+            active_views=tuple(views_by_mount.get(mount, ())), meta=meta, meta_problem=problem,
         ))
     return mounted
 
 
-def _read_meta(mount: Path) -> dict:
-    """meta/env.json of a mounted image; {} when missing, unreadable or not an object."""
+def _read_meta(mount: Path) -> tuple:
+    """(meta/env.json of a mounted image, why it is unusable): ({}, "") when the image
+    has none; a damaged file never breaks list or create, but is named where needed."""
+    path = mount / "meta" / "env.json"
     try:
-        meta = json.loads((mount / "meta" / "env.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+        if os.path.getsize(path) > MAX_META_BYTES:
+            return {}, f"{path} is too big to be a uenv's env.json"
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, ""
+    except (OSError, ValueError, RecursionError) as exc:
+        return {}, f"{path} cannot be read as JSON ({type(exc).__name__}: {exc})"[:300]
+    if not isinstance(meta, dict):
+        return {}, f"{path} is not a JSON object (it is {type(meta).__name__})"
+    return meta, ""
 
 
 def inspect(ref: str, env: Mapping[str, str]) -> dict:

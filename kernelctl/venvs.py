@@ -93,3 +93,17 @@ def own_distributions(venv: Path) -> dict:
         return {}
     return {requirement_name(d.metadata["Name"]): d for d in distributions(path=[str(site)])
             if d.metadata["Name"]}
+
+
+def check_requirement(requirement: str, where: str) -> str:
+    """A package request as pip must take it: a requirement (name, extras, versions,
+    `name @ URL`), a URL or a path, never an option (`--index-url=...` would redirect
+    pip) and never more than one line."""
+    from kernelctl.errors import KernelctlError
+
+    text = requirement.strip()
+    if not text or text.startswith("-") or any(ch in requirement for ch in "\r\n\0"):
+        raise KernelctlError(f"{where}: {requirement!r} is not a package requirement",
+                             "Name packages as pip does (numpy, numpy>=2, pkg @ URL); "
+                             "options are not packages.")
+    return requirement

@@ -11,13 +11,13 @@ the process Jupyter interrupts and restarts.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl import shell
+from kernelctl.textfiles import load_json
 from kernelctl.bases import Base
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
@@ -114,8 +114,8 @@ def _env_vars(source: Path) -> dict:
     if not source.is_file():
         return {}
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = load_json(source)
+    except (OSError, ValueError) as exc:
         raise KernelctlError(f"{source} cannot be read as JSON: {exc}",
                              "conda itself would fail to activate this environment; fix "
                              "or remove the file.") from exc

@@ -80,6 +80,10 @@ def _uenv_base(label: uenv.UenvLabel, recipe: Optional["Recipe"],
     view = _pick_view(label, recipe, mounted)
     root = mounted.view_root(view) or mounted.mount
     python = root / (recipe.python if recipe else "bin/python3")
+    if not os.access(python, os.X_OK) and mounted.meta_problem:
+        raise KernelctlError(f"the uenv {mounted.name} cannot be used: {mounted.meta_problem}",
+                             "The image is damaged or not a uenv: ask its maintainers, or "
+                             "start the session with another one.")
     if not os.access(python, os.X_OK):
         raise KernelctlError(
             f"the view '{view}' of {mounted.name} has no Python at {python}",
