@@ -116,7 +116,23 @@ def adopt(request: AdoptRequest, env: Mapping[str, str], home: Path,
 
 
 def _target(target: str, env: Mapping[str, str]) -> Tuple[Path, Optional[KernelInfo]]:
-    """(the environment's root, the hand-made kernel to fix or None)."""
+    """(the environment's root, the hand-made kernel to fix or None). Only a virtualenv
+    or a conda environment: `/`, /usr and other prefixes are never taken for one (adopt
+    may pip-install into what it adopts)."""
+    root, kernel = _given_target(target, env)
+    if not (os.path.isfile(root / "pyvenv.cfg") or os.path.isdir(root / "conda-meta")):
+        what = f"the kernel '{kernel.name}' runs {root}/bin/python, and {root}" \
+            if kernel is not None else str(root)
+        raise KernelctlError(f"{what} is not a Python environment kernelctl can adopt: "
+                             "neither a virtualenv (no pyvenv.cfg) nor a conda environment "
+                             "(no conda-meta/)",
+                             "adopt takes environments made for a project (python -m venv, "
+                             "virtualenv, conda create --prefix); for a system Python make a "
+                             "kernel on it instead: kernelctl create --base python:PATH")
+    return root, kernel
+
+
+def _given_target(target: str, env: Mapping[str, str]) -> Tuple[Path, Optional[KernelInfo]]:
     if "/" in target or target.startswith("~"):
         root = Path(os.path.abspath(os.path.expanduser(target)))
         if not os.path.isdir(root):

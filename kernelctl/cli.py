@@ -342,7 +342,14 @@ def export(
     def write() -> None:
         from kernelctl.record import write_atomically
 
-        write_atomically(Path(os.path.abspath(output)), text)
+        target = Path(os.path.abspath(output))
+        if os.path.isdir(target):
+            raise KernelctlError(f"{output} is a directory",
+                                 f"Name the file to write, e.g. -o {output}/{name}.toml")
+        if not os.path.isdir(target.parent):
+            raise KernelctlError(f"{target.parent} does not exist",
+                                 "Create it first, or write the file elsewhere.")
+        write_atomically(target, text)
 
     _run(renderer, write)
     renderer.notice(f"wrote the definition of '{name}' to {output}")
@@ -557,9 +564,39 @@ def main() -> None:
     app(args=global_options_first(sys.argv[1:]), prog_name="kernelctl")
 
 
+# Options whose value is the next argument, whatever it looks like: `--arg --debug`
+# passes --debug to the user's script.
+VALUE_OPTIONS = {"--arg", "--parameter", "-P", "--output", "-o", "--base", "-b", "--name",
+                 "-n", "--display-name", "--venv", "--prefix", "--package", "-p",
+                 "--requirement", "-r", "--find-links", "--installer", "--from", "--julia",
+                 "--threads", "--project", "--timeout", "--engines"}
+# Commands whose arguments after the kernel's name are a program's own (`run NAME CMD...`).
+PROGRAM_COMMANDS = {"run"}
+
+
 def global_options_first(args: List[str]) -> List[str]:
     """`kernelctl list --debug` means `kernelctl --debug list`: the global option is
-    accepted in any position (not after `--`, which ends kernelctl's own options)."""
+    accepted in any position that is kernelctl's own: not after `--`, not as the value
+    of an option (`--arg --debug`), not in the program `run` runs."""
     end = args.index("--") if "--" in args else len(args)
-    debug = [arg for arg in args[:end] if arg == "--debug"]
-    return debug + [arg for arg in args[:end] if arg != "--debug"] + args[end:]
+    debug, rest = [], []
+    positional, i = 0, 0
+    command = None
+    while i < end:
+        arg = args[i]
+        if arg == "--debug":
+            debug.append(arg)
+        elif arg in VALUE_OPTIONS and i + 1 < end:
+            rest += [arg, args[i + 1]]
+            i += 2
+            continue
+        else:
+            rest.append(arg)
+            if not arg.startswith("-"):
+                positional += 1
+                command = command or arg
+                if command in PROGRAM_COMMANDS and positional == 2:  # the kernel's name
+                    rest += args[i + 1:end]
+                    break
+        i += 1
+    return debug + rest + args[end:]

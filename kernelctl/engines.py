@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from kernelctl.errors import KernelctlError
+from kernelctl.kernelspec import check_kernel_name
 from kernelctl.runner import KernelCommand, kernel_command
 
 STATE = "kernelctl-engines.json"
@@ -94,7 +95,8 @@ def start(name: str, n: int, srun_args: Sequence[str], env: Mapping[str, str],
 def stop(name: str, env: Mapping[str, str], quiet: bool = False) -> Optional[int]:
     """Stop a kernel's engines and controller; how many engines there were, None when
     none were running."""
-    directory = profile_dir(name.lower(), env)
+    # A name, never a path: "x/../../elsewhere" must not reach outside the profiles.
+    directory = profile_dir(check_kernel_name(name.lower()), env)
     state = _load(directory)
     if state is None:
         if quiet:

@@ -29,7 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 
-from kernelctl.errors import Busy, Interrupted
+from kernelctl.errors import Busy, Interrupted, KernelctlError
 
 log = logging.getLogger("kernelctl")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -385,7 +385,12 @@ def _lock(lock_file: Path, what: str) -> Iterator[None]:
     """The lock file exists only while held: it is deleted before it is released, so
     the locks directory never fills up. Whoever locks a file that was deleted meanwhile
     (it opened it just before) sees that and takes the new one."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise KernelctlError(f"{lock_file.parent} is not a directory (kernelctl keeps its "
+                             "locks there)", f"Move that file away: mv {lock_file.parent} "
+                             f"{lock_file.parent}.bak") from exc
     while True:
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
