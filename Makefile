@@ -55,13 +55,15 @@ test-pythons: wheelhouses $(foreach v,$(OWN_VERSIONS),build/venv-$(v)/.done)
 	    -p no:cacheprovider $(PORTABLE_TESTS) || exit 1; done
 
 # Debian packages the tests drive for real: chromium (JupyterLab in a browser; never a
-# browser download), Slurm (srun, sbatch) and Lmod (module bases).
+# browser download), Slurm (srun, sbatch), Lmod (module bases), shellcheck and dash (every
+# script kernelctl writes is checked by both).
 system-packages:
 	@command -v chromium >/dev/null && command -v slurmd >/dev/null && \
+	  command -v shellcheck >/dev/null && command -v dash >/dev/null && \
 	  [ -x /usr/share/lmod/lmod/libexec/lmod ] || { \
-	  [ "$$(id -u)" = 0 ] || { echo "as root: apt-get install chromium slurm-wlm lmod"; exit 1; }; \
+	  [ "$$(id -u)" = 0 ] || { echo "as root: apt-get install chromium slurm-wlm lmod shellcheck dash"; exit 1; }; \
 	  apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm lmod; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm lmod shellcheck dash; }
 
 test: setup wheelhouse wheelhouses system-packages
 	$(BIN)/python -m mypy

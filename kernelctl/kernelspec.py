@@ -76,8 +76,7 @@ python={python}
 digest={digest}
 # The environments this one is layered on; the kernel is not itself without them.
 base_here=yes
-for layer in {layers}; do [ -d "$layer" ] || base_here=no; done
-{launch_steps}case ",$UENV_MOUNT_LIST," in
+{layer_checks}{launch_steps}case ",$UENV_MOUNT_LIST," in
   *"/$digest/"*|",,") image_here=yes ;;
   *) image_here=no ;;
 esac
@@ -110,7 +109,8 @@ def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
     quote = shell.quote
     return LAUNCHER_TEMPLATE.format(
         python=quote(str(python)), digest=quote(digest), python_flags=flags,
-        layers=shell.words(layers), launch_steps=launch_steps,
+        layer_checks="".join(f"[ -d {quote(layer)} ] || base_here=no\n" for layer in layers),
+        launch_steps=launch_steps,
         venv=quote(str(venv)), gone=quote(gone), unavailable=quote(unavailable),
         explainer=EXPLAINER, run_flag=RUN_FLAG)
 

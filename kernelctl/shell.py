@@ -71,15 +71,22 @@ def directive(args: Iterable[str], prefix: str = "#SBATCH") -> str:
 
 
 def _slurm_word(arg: str) -> str:
+    """One argument for a #SBATCH line: double-quoted (sbatch's parser groups quoted
+    text, keeps `'`, `#`, `$` and spaces in it, and takes `\\"` for a quote, old
+    versions and new alike), plain when nothing in it needs quoting."""
     if any(not ch.isprintable() for ch in arg):
         raise KernelctlError(f"the sbatch option {shown(arg)} has a control character (a "
                              "newline?), which a #SBATCH line cannot hold", "Remove it.")
+    if "\\" in arg:  # Slurm 22.05 keeps a backslash as is, newer ones take it as an escape
+        raise KernelctlError(f"the sbatch option {arg} contains a backslash, which Slurm "
+                             "versions read differently in #SBATCH lines",
+                             "Rename the file or directory without it.")
     if "packjob" in arg.lower():  # sbatch blanks this word anywhere on a directive line
         raise KernelctlError(f"the sbatch option {arg} contains 'packjob', which sbatch "
                              "erases from #SBATCH lines", "Rename the file or directory.")
-    escaped = "".join(ch if SLURM_PLAIN.match(ch) else "\\" + ch for ch in arg)
-    # An argument starting with ':' is a fatal error to sbatch; escaped, it is not.
-    return "\\" + escaped if escaped.startswith(":") else escaped
+    if all(SLURM_PLAIN.match(ch) for ch in arg) and not arg.startswith(":"):
+        return arg
+    return '"' + arg.replace('"', '\\"') + '"'
 
 
 def slurm_filename(path: str) -> str:

@@ -214,7 +214,7 @@ def _check_output_dirs(sbatch_args: Sequence[str], log: Optional[Path],
     places = [p.parent for p in (log, output) if p is not None]
     # A user's Slurm pattern (%u, %x) in a path: only the job knows where that is.
     places += [Path(file.parent, value).parent for value in _output_values(sbatch_args)
-               if "%" not in value]
+               if "%" not in str(Path(value).parent)]
     for place in places:
         if not os.path.isdir(place):
             raise KernelctlError(f"the job would write into {shell.shown(str(place))}, which "

@@ -357,3 +357,49 @@ def test_a_kernel_from_before_run_mode_is_told_to_rebuild_and_then_runs(uenv_ker
     done = kernelctl("run", "job", "--", "python", "-c", PROBE, env=session)
     assert done.returncode == 0, done.stderr
     assert probe_of(done.stdout)["shadow"] == "2.0"
+
+
+@pytest.mark.parametrize("folder", ["Untitled Folder", "50%x of it's", "ünï $HOME"])
+def test_submit_from_everyday_folders_writes_the_log_there(folder, uenv_kernel, slurm,
+                                                            tmp_path):
+    """JupyterLab's "Untitled Folder", a `%` that sbatch would expand, quotes, `$` and
+    non-ASCII: the job runs and its log lands in that very folder."""
+    _, session = uenv_kernel
+    session = slurm.env(session)
+    where = tmp_path / folder
+    where.mkdir()
+    script = where / "train.py"
+    script.write_text("print('trained')\n")
+    done = kernelctl("submit", "job", script, "--wait", "--json", env=session, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    job = json.loads(done.stdout)
+    log = where / f"train-{job['job_id']}.log"
+    assert "trained" in log.read_text()
+
+
+def test_dry_run_prints_what_is_submitted_and_runs_as_printed(uenv_kernel, slurm, tmp_path):
+    """The options after `--` are in the printed script (#SBATCH lines), and the script
+    runs with plain sh, notebook runner included."""
+    _, session = uenv_kernel
+    session = slurm.env(session)
+    nb = notebook(tmp_path / "p.ipynb", "print(6 * 7)")
+    done = kernelctl("submit", "job", nb, "--dry-run", "--", "--time=00:05:00", "-J", "my job",
+                     env=session, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert '#SBATCH --time=00:05:00 -J "my job"' in done.stdout
+    script = tmp_path / "printed.sh"
+    script.write_text(done.stdout)
+    ran = subprocess.run(["sh", str(script)], env=session, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    executed = next(tmp_path.glob("p-*.ipynb"))
+    assert "42" in printed_by(executed)
+
+
+def test_submit_refuses_an_output_directory_that_does_not_exist(uenv_kernel, slurm, tmp_path):
+    _, session = uenv_kernel
+    script = tmp_path / "x.py"
+    script.write_text("print(1)\n")
+    done = kernelctl("submit", "job", script, "--", "-o", tmp_path / "missing" / "x-%j.log",
+                     env=slurm.env(session), cwd=tmp_path)
+    assert_user_error(done, "does not exist", "mkdir -p")

@@ -136,6 +136,7 @@ def activation_scripts(prefix: str) -> list:
 LAUNCH_STEPS = """\
 # The conda environment's activation scripts (etc/conda/activate.d), as conda runs them.
 for script in {prefix}/etc/conda/activate.d/*.sh; do
+  # shellcheck source=/dev/null
   [ -f "$script" ] && . "$script"
 done
 [ -d {prefix}/conda-meta ] || base_here=no
