@@ -10,11 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 MAX_BYTES = 1 << 20  # kernelctl's own files are kilobytes
 
 
@@ -33,6 +28,11 @@ def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
 
 
 def parse_toml(text: str) -> dict:
+    # Imported here: `list` reads JSON only, and pays nothing for TOML.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl.errors import CommandFailed, KernelctlError
+from kernelctl.textfiles import parse_json
 
 LABEL_RE = re.compile(
     r"^(?P<name>[A-Za-z0-9_.+-]+)(?:/(?P<version>[A-Za-z0-9_.+-]+))?"
@@ -145,13 +146,15 @@ def _read_meta(mount: Path) -> tuple:
     try:
         if os.path.getsize(path) > MAX_META_BYTES:
             return {}, f"{path} is too big to be a uenv's env.json"
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}, ""
-    except (OSError, ValueError, RecursionError) as exc:
-        return {}, f"{path} cannot be read as JSON ({type(exc).__name__}: {exc})"[:300]
+    except (OSError, ValueError) as exc:
+        return {}, f"{path} cannot be read: {exc}"[:300]
     if not isinstance(meta, dict):
         return {}, f"{path} is not a JSON object (it is {type(meta).__name__})"
+    if not isinstance(meta.get("views"), dict):
+        return meta, f"{path} has no 'views' object, so no view's Python can be found"
     return meta, ""
 
 
