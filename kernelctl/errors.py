@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -59,8 +60,25 @@ NOT_WRITABLE_HINT = (
 )
 
 
-def disk_full_error(what: str, detail: str) -> KernelctlError:
-    return KernelctlError(f"ran out of disk space or quota while {what}: {detail}", DISK_FULL_HINT)
+def disk_full_error(what: str, detail: str, where: Optional[str] = None) -> KernelctlError:
+    """`where`: a path on the filesystem that filled up, named with its mount point."""
+    place = f" (on the filesystem mounted at {mount_point(where)})" if where else ""
+    return KernelctlError(f"ran out of disk space or quota while {what}{place}: {detail}",
+                          DISK_FULL_HINT)
+
+
+def mount_point(path: str) -> str:
+    """The mount point of the filesystem `path` is on (its nearest existing parent's)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and path != os.path.dirname(path):
+        path = os.path.dirname(path)
+    try:
+        device = os.stat(path).st_dev
+        while path != os.path.dirname(path) and os.stat(os.path.dirname(path)).st_dev == device:
+            path = os.path.dirname(path)
+    except OSError:
+        pass
+    return path
 
 
 def user_error_for(exc: OSError, what: str) -> Optional[KernelctlError]:
@@ -69,7 +87,7 @@ def user_error_for(exc: OSError, what: str) -> Optional[KernelctlError]:
     where = exc.filename2 or exc.filename
     detail = f"{exc.strerror}: {where}" if where else str(exc.strerror or exc)
     if exc.errno in DISK_FULL_ERRNOS:
-        return disk_full_error(what, detail)
+        return disk_full_error(what, detail, where)
     if exc.errno == errno.EROFS:
         return KernelctlError(f"{where or 'a filesystem'} is on a read-only filesystem "
                               f"(while {what})", NOT_WRITABLE_HINT)

@@ -57,7 +57,7 @@ def run(
     except OSError as exc:
         raise CommandFailed(f"{what} failed: cannot run {argv[0]}: {exc.strerror}", hint) from exc
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
+        stdout, stderr = _communicate(process, what, timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
@@ -94,6 +94,23 @@ def _stop(process: subprocess.Popen) -> None:
             pass
     process.kill()
     process.communicate()
+
+
+# A program with a time limit (a probe of a base interpreter) that has not answered after
+# this long is said to be waited for: a hung filesystem must not look like a hung tool.
+NOTICE_AFTER_SECONDS = 3.0
+
+
+def _communicate(process: subprocess.Popen, what: str, timeout: Optional[float]) -> tuple:
+    if timeout is None or timeout <= NOTICE_AFTER_SECONDS:
+        return process.communicate(timeout=timeout)
+    try:
+        return process.communicate(timeout=NOTICE_AFTER_SECONDS)
+    except subprocess.TimeoutExpired:
+        sys.stderr.write(f"kernelctl: still waiting for {what} ({NOTICE_AFTER_SECONDS:g} s so "
+                         f"far; giving up after {timeout:g} s)\n")
+        sys.stderr.flush()
+    return process.communicate(timeout=timeout - NOTICE_AFTER_SECONDS)
 
 
 def _die_with_parent_hook():

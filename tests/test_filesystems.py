@@ -125,7 +125,8 @@ def test_disk_fills_up_while_the_venv_is_built(prgenv_image, isolated, filesyste
     done = kernelctl("create", "--base", "prgenv-gnu", "--venv", small / "deep" / "venv",
                      "-p", "kctl_big", "--no-index", "--find-links", test_wheels,
                      env=session_of(prgenv_image))
-    assert_user_error(done, "disk space or quota")
+    # The filesystem that is full is named: pip alone says only "No space left".
+    assert_user_error(done, "disk space or quota", f"mounted at {small}")
     assert os.listdir(small) == []
     assert leftovers(isolated) == []
 
