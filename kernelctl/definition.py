@@ -16,6 +16,7 @@ import tomli_w
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo
 from kernelctl.record import read_record
+from kernelctl.redact import redact
 from kernelctl.textfiles import load_toml
 from kernelctl.venvs import check_requirement, own_distributions, requirement_name
 
@@ -100,7 +101,7 @@ def _requirement_lines(path: Path, seen: tuple = ()) -> list:
                 "(pip config set) on the machine that recreates the kernel, and remove it "
                 "from the file.")
         else:
-            found.append(text)
+            found.append(redact(text))  # a definition travels: no token goes with it
     return found
 
 
