@@ -171,6 +171,8 @@ def undo_step(entry: dict) -> None:
         origin = Path(entry["origin"])
         if os.path.lexists(path) and not os.path.lexists(origin):
             os.rename(path, origin)
+        elif entry.get("format") == 1 and path.name.startswith(OWN_PREFIXES):
+            remove_path(path)  # an older run's replacement stands in its place
     elif op in ("placed", "exchange"):
         staged = Path(entry["staged"])
         if _inode(path) == entry["ino"]:  # the new one is in place: take it out again
@@ -319,11 +321,29 @@ def _read_journal(fd: int) -> dict:
         data = json.loads(os.pread(fd, 1 << 20, 0) or b"{}")
     except ValueError:
         return {}
-    if isinstance(data, list):  # format 1: paths it moved aside, origins unknown
-        return {"steps": [{"op": "made", "path": p} for p in data if isinstance(p, str)
-                          and os.path.basename(p).startswith(".kernelctl-")
-                          and not os.path.basename(p).startswith(".kernelctl-old-")]}
+    if isinstance(data, list):  # format 1 (kernelctl before the safety core): bare paths
+        return {"steps": [step for step in map(_format_1_step, data) if step]}
     return data if isinstance(data, dict) else {}
+
+
+def _format_1_step(path: object) -> Optional[dict]:
+    """A path an older kernelctl journaled: a staging dir (made), or a kernel or venv it
+    had moved aside, whose origin its name tells. The old sweep deleted those; this
+    one puts them back where nothing took their place (the user's working kernel)."""
+    if not isinstance(path, str):
+        return None
+    name = os.path.basename(path)
+    for prefix in (".kernelctl-old-", ".kernelctl~old-"):
+        if name.startswith(prefix):
+            original = name[len(prefix):].rsplit("-", 2)[0]
+            parent = os.path.dirname(path)
+            is_kernel = os.path.isfile(os.path.join(path, "kernel.json")) \
+                and not os.path.isfile(os.path.join(path, "pyvenv.cfg"))
+            beside = is_kernel and prefix == ".kernelctl-old-"  # moved out of kernels/
+            origin = os.path.join(parent, "kernels", original) if beside \
+                else os.path.join(parent, original)
+            return {"op": "aside", "path": path, "origin": origin, "format": 1}
+    return {"op": "made", "path": path} if name.startswith(".kernelctl-") else None
 
 
 def _replay(data: dict) -> list:

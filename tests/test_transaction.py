@@ -138,3 +138,29 @@ def test_locks_exclude_each_other_and_leave_no_files(tmp_path):
         with locks(home, ["k"], [tmp_path / "venv"]):
             assert len(list((home / "locks").iterdir())) == 2
     assert list((home / "locks").iterdir()) == []
+
+
+def test_an_older_kernelctls_journal_gives_back_what_it_had_moved_aside(tmp_path):
+    """A run of kernelctl before the safety core, SIGKILLed after moving a kernel and its
+    venv aside: the upgraded kernelctl restores both instead of deleting them."""
+    home = tmp_path / "home"
+    data = tmp_path / "share" / "jupyter"
+    kernel_aside = data / ".kernelctl-old-work-4242-0"
+    kernel_aside.mkdir(parents=True)
+    (kernel_aside / "kernel.json").write_text("{}")
+    (data / "kernels").mkdir()
+    venvs = tmp_path / "venvs"
+    venv_aside = venvs / ".kernelctl-old-work-4242-1"
+    venv_aside.mkdir(parents=True)
+    (venv_aside / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    replaced = data / ".kernelctl-old-other-4242-2"  # its replacement stands: it goes
+    replaced.mkdir()
+    (replaced / "kernel.json").write_text("{}")
+    (data / "kernels" / "other").mkdir()
+    (home / LEFTOVERS).mkdir(parents=True)
+    (home / LEFTOVERS / "4242-0.json").write_text(json.dumps(
+        [str(kernel_aside), str(venv_aside), str(replaced)]))
+    sweep_leftovers(home)
+    assert (data / "kernels" / "work" / "kernel.json").read_text() == "{}"
+    assert (venvs / "work" / "pyvenv.cfg").exists()
+    assert not replaced.exists() and (data / "kernels" / "other").is_dir()
