@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import CommandFailed, KernelctlError
 from kernelctl.kernelspec import check_kernel_name
+from kernelctl.proc import completed, spawn_detached
 from kernelctl.runner import KernelCommand, kernel_command
 
 STATE = "kernelctl-engines.json"
 CONTROLLER_TIMEOUT = 60.0
+IMPORT_TIMEOUT = 120.0  # a cold import from a parallel filesystem
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def start(name: str, n: int, srun_args: Sequence[str], env: Mapping[str, str],
         old.unlink()
     python = str(target.kernel.venv / "bin" / "python") if target.kernel.venv else "python"
     run_env = target.env(env)
-    controller = _spawn(target.argv([python, "-m", "ipyparallel.controller",
+    controller = spawn_detached(target.argv([python, "-m", "ipyparallel.controller",
                                      f"--profile-dir={directory}", "--ip=*"]),
                         run_env, directory / "log" / "kernelctl-controller.log")
     state = {"kernel": target.kernel.name, "n": n, "controller": controller.pid}
@@ -80,7 +82,7 @@ def start(name: str, n: int, srun_args: Sequence[str], env: Mapping[str, str],
         # engines' step share them (CSCS's recipe for srun from a notebook).
         command = [srun, "-n", str(n), *(["--overlap"] if env.get("SLURM_JOB_ID") else []),
                    *srun_args]
-        engines = _spawn(command + target.argv([python, "-m", "ipyparallel.engine",
+        engines = spawn_detached(command + target.argv([python, "-m", "ipyparallel.engine",
                                                 f"--profile-dir={directory}"]),
                          run_env, directory / "log" / "kernelctl-engines.log")
         _save(directory, {**state, "srun": engines.pid})
@@ -116,19 +118,13 @@ def stop(name: str, env: Mapping[str, str], quiet: bool = False) -> Optional[int
 
 
 def _check_ipyparallel(target: KernelCommand, env: Mapping[str, str]) -> None:
-    done = subprocess.run(target.argv(["python", "-c", "import ipyparallel"]),
-                          env=target.env(env), capture_output=True, text=True)
+    done = completed(target.argv(["python", "-c", "import ipyparallel"]), env=target.env(env),
+                     what="importing ipyparallel in the kernel's environment",
+                     timeout=IMPORT_TIMEOUT)
     if done.returncode != 0:
         raise KernelctlError(
             f"ipyparallel cannot be imported in the kernel '{target.kernel.name}'s environment",
             f"Install it there: kernelctl install {target.kernel.name} -p ipyparallel")
-
-
-def _spawn(argv: Sequence[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
-    """A process that outlives this command, in its own session (stopped as a group)."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(list(argv), env=dict(env), stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _wait_for_file(path: Path, process: subprocess.Popen, log: Path) -> None:
@@ -150,9 +146,13 @@ print(len(client.ids))
 
 def _wait_for_engines(target: KernelCommand, python: str, directory: Path, n: int,
                       timeout: float, env: Mapping[str, str], engines: subprocess.Popen) -> None:
-    done = subprocess.run(target.argv([python, "-c", WAIT, str(directory), str(n), str(timeout)]),
-                          env=dict(env), capture_output=True, text=True, timeout=timeout + 60)
-    if done.returncode != 0:
+    try:
+        done = completed(target.argv([python, "-c", WAIT, str(directory), str(n), str(timeout)]),
+                         env=env, what="waiting for the engines", timeout=timeout + 60)
+        failed = done.returncode != 0
+    except CommandFailed:
+        failed = True
+    if failed:
         log = directory / "log" / "kernelctl-engines.log"
         why = "srun ended" if engines.poll() is not None else f"not within {timeout:g} s"
         raise KernelctlError(f"the {n} engines did not all register ({why}): {_tail(log)}",

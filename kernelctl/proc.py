@@ -24,26 +24,19 @@ STOP_GRACE_SECONDS = 10.0
 PR_SET_PDEATHSIG = 1
 
 
-def run(
+def completed(
     cmd: Sequence[str | Path],
     *,
     env: Optional[Mapping[str, str]] = None,
     what: str,
     hint: str = "",
     cwd: Optional[Path] = None,
-    timeout: Optional[float] = None,
-    any_exit: bool = False,
-    with_stderr: bool = False,
-) -> str:
-    """Run `cmd`, return its stdout; on failure raise CommandFailed naming `what`.
-
-    stderr is folded into the error, so the user sees pip's own words. A disk-full
-    failure gets the quota hint instead of a generic one. The child never outlives
-    kernelctl: it is stopped when kernelctl is interrupted, and killed by the kernel
-    (Linux) if kernelctl itself is killed. `any_exit`: stdout whatever the exit code
-    (`quota` exits 1 when over quota, which is what doctor asks about). `with_stderr`:
-    stdout then stderr (`module avail` answers on stderr).
-    """
+    timeout: Optional[float],
+) -> subprocess.CompletedProcess:
+    """Run `cmd` to its end and return what it did, whatever its exit code. It never
+    outlives kernelctl (stopped when kernelctl is interrupted, killed by Linux if
+    kernelctl is killed); it is stopped after `timeout` seconds (None only where the
+    wait is the point: `sbatch --wait`), said as a CommandFailed."""
     argv = [str(part) for part in cmd]
     log.debug("running: %s", redact(shell.words(map(str, argv))))
     try:
@@ -66,19 +59,53 @@ def run(
     except BaseException:  # Ctrl-C, or Interrupted from SIGTERM/SIGHUP
         _stop(process)
         raise
-    if process.returncode != 0 and not any_exit:
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def run(
+    cmd: Sequence[str | Path],
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    what: str,
+    hint: str = "",
+    cwd: Optional[Path] = None,
+    timeout: Optional[float] = None,
+    any_exit: bool = False,
+    with_stderr: bool = False,
+) -> str:
+    """Run `cmd`, return its stdout; on failure raise CommandFailed naming `what`.
+
+    stderr is folded into the error, so the user sees pip's own words. A disk-full
+    failure gets the quota hint instead of a generic one. `any_exit`: stdout whatever
+    the exit code (`quota` exits 1 when over quota, which is what doctor asks about).
+    `with_stderr`: stdout then stderr (`module avail` answers on stderr). No `timeout`
+    only for installers, whose time is the packages' (and which Ctrl-C stops).
+    """
+    done = completed(cmd, env=env, what=what, hint=hint, cwd=cwd, timeout=timeout)
+    stdout, stderr = done.stdout, done.stderr
+    if done.returncode != 0 and not any_exit:
         output = redact((stdout + stderr).strip())
         # Killed by SIGXFSZ: a write went past the file-size limit (ulimit -f), which a
         # program that does not ignore the signal (uv) reports no other way.
         if any(marker in output for marker in DISK_FULL_MARKERS) \
-                or process.returncode == -signal.SIGXFSZ:
-            raise disk_full_error(what, _tail(output, 3) if process.returncode != -signal.SIGXFSZ
+                or done.returncode == -signal.SIGXFSZ:
+            raise disk_full_error(what, _tail(output, 3) if done.returncode != -signal.SIGXFSZ
                                   else "a file grew past the file-size limit (ulimit -f)")
         raise CommandFailed(
-            f"{what} failed (exit {process.returncode}):\n{_tail(output, OUTPUT_TAIL_LINES)}",
+            f"{what} failed (exit {done.returncode}):\n{_tail(output, OUTPUT_TAIL_LINES)}",
             hint,
         )
     return stdout + stderr if with_stderr else stdout
+
+
+def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_file: Path
+                   ) -> subprocess.Popen:
+    """A process meant to outlive this command (ipyparallel's controller and engines),
+    in its own session so that it is stopped as a group; its output goes to `log_file`.
+    The only process kernelctl starts without a time limit or a tie to its own life."""
+    with open(log_file, "ab") as out:
+        return subprocess.Popen(list(argv), env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _stop(process: subprocess.Popen) -> None:

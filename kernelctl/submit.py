@@ -13,7 +13,6 @@ import keyword
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -21,8 +20,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 from kernelctl import shell
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import CommandFailed, KernelctlError
 from kernelctl.model import Status, expand
+from kernelctl.proc import completed
 from kernelctl.record import write_atomically
 from kernelctl.textfiles import load_json, parse_json
 from kernelctl.runner import KernelCommand, kernel_command
@@ -201,9 +201,8 @@ def _uenv_lines(uenv: Optional[str], binding, sbatch: Optional[str],
 def _knows_uenv(sbatch: str, env: Mapping[str, str]) -> bool:
     """CSCS's uenv Slurm plugin adds --uenv and --view to sbatch's options."""
     try:
-        done = subprocess.run([sbatch, "--help"], env=dict(env), capture_output=True, text=True,
-                              timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        done = completed([sbatch, "--help"], env=env, what="sbatch --help", timeout=30)
+    except CommandFailed:
         return False
     return "--uenv" in done.stdout
 
@@ -303,11 +302,9 @@ def _sbatch(sbatch: str, request: SubmitRequest, script: Path, file: Path,
     """Submit; (job id, the job's exit code when --wait)."""
     # The options after `--` are #SBATCH lines of the script itself (batch_script).
     argv = [sbatch, "--parsable", *(["--wait"] if request.wait else []), str(script)]
-    try:
-        done = subprocess.run(argv, env=dict(env), cwd=file.parent, capture_output=True,
-                              text=True)
-    except OSError as exc:
-        raise KernelctlError(f"cannot run sbatch: {exc.strerror}", "Check Slurm's setup.") from exc
+    # With --wait, sbatch returns when the job ends: that wait is the point.
+    done = completed(argv, env=env, cwd=file.parent, what="sbatch",
+                     hint="Check Slurm's setup.", timeout=None if request.wait else 120)
     job_id = done.stdout.strip().splitlines()[0].split(";")[0] if done.stdout.strip() else None
     if not job_id:
         raise KernelctlError(f"sbatch failed: {done.stderr.strip() or done.returncode}",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from typing import Iterator
 
 from kernelctl.doctor.deep import ORIGIN
 from kernelctl.doctor.report import CheckResult, Context, kernel_result
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import CommandFailed, KernelctlError
+from kernelctl.proc import completed
 from kernelctl.model import KernelInfo, Status
 
 PROBE = ORIGIN + """
@@ -55,7 +55,7 @@ def _compare(kernel: KernelInfo, srun: str, context: Context) -> CheckResult:
     try:
         here = _probe(command, env, context.timeout)
         there = _probe([srun, "-n", "1", "--overlap", *command], env, context.timeout)
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+    except ValueError as exc:
         return kernel_result(kernel, "slurm.srun", "fail",
                              f"the probe of {kernel.name} failed: {exc}",
                              "Try it by hand: kernelctl run " + kernel.name +
@@ -75,7 +75,10 @@ def _compare(kernel: KernelInfo, srun: str, context: Context) -> CheckResult:
 
 
 def _probe(command: list, env: dict, timeout: float) -> dict:
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    try:
+        done = completed(command, env=env, what="the environment probe", timeout=timeout)
+    except CommandFailed as exc:
+        raise ValueError(exc.message) from exc
     if done.returncode != 0:
         raise ValueError(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
                          else f"exit code {done.returncode}")
