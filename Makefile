@@ -67,6 +67,7 @@ system-packages:
 
 test: setup wheelhouse wheelhouses system-packages
 	$(BIN)/python -m mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-pythons
 

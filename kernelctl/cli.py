@@ -490,7 +490,7 @@ def list_recipes(
     as_json: bool = typer.Option(False, "--json", help="Print {version, recipes} as JSON."),
 ) -> None:
     """Every recipe: site, kind, what it loads, and whether this session can use it."""
-    from kernelctl.recipes import catalogue
+    from kernelctl.bases.catalogue import catalogue
 
     renderer = Renderer(as_json)
     renderer.recipes(_run(renderer, lambda: catalogue(os.environ)))
@@ -505,7 +505,7 @@ def show_recipe(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """One recipe in full: where its file is, what it loads, why it cannot be used here."""
-    from kernelctl.recipes import catalogue
+    from kernelctl.bases.catalogue import catalogue
 
     renderer = Renderer(as_json)
     entry = _run(renderer, lambda: catalogue(os.environ, [name]))[0]

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
-from kernelctl.textfiles import load_toml
 from kernelctl.errors import KernelctlError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.9/3.10 only
-    import tomli as tomllib
+from kernelctl.textfiles import load_toml
 
 log = logging.getLogger("kernelctl")
 RECIPE_FORMAT = 1
@@ -77,7 +71,7 @@ def recipe_for_uenv(uenv_name: str, env: Mapping[str, str]) -> Optional[Recipe]:
 def all_recipes(env: Mapping[str, str]) -> list:
     """Every valid recipe; one broken file is logged and skipped, never fatal here."""
     found = []
-    for path in _recipe_files(env).values():
+    for path in recipe_files(env).values():
         try:
             found.append(load_recipe(path))
         except KernelctlError as exc:
@@ -85,53 +79,7 @@ def all_recipes(env: Mapping[str, str]) -> list:
     return found
 
 
-@dataclass(frozen=True)
-class RecipeEntry:
-    """One recipe file as `kernelctl recipes` shows it: the recipe, or why it is invalid;
-    and whether this session can use it, or why not."""
-
-    name: str
-    path: Path
-    recipe: Optional[Recipe] = None
-    error: str = ""
-    unusable: str = ""
-
-    def to_json(self) -> dict:
-        recipe = self.recipe
-        data = {"name": self.name, "path": str(self.path), "valid": recipe is not None,
-                "error": self.error or None}
-        if recipe is not None:
-            data.update(site=recipe.site, kind=recipe.kind, description=recipe.description,
-                        loads=recipe.loads, usable=not self.unusable,
-                        why_not=self.unusable or None)
-        return data
-
-
-def catalogue(env: Mapping[str, str], names: Sequence[str] = ()) -> list:
-    """Every recipe file (the first of each name), valid or not, with whether this
-    session can use it; only `names` when given."""
-    from kernelctl.bases import kind_module
-
-    entries = []
-    for path in _recipe_files(env).values():
-        if names and path.stem not in names:
-            continue
-        try:
-            recipe = load_recipe(path)
-        except KernelctlError as exc:
-            entries.append(RecipeEntry(path.stem, path, error=exc.message))
-            continue
-        entries.append(RecipeEntry(recipe.name, path, recipe,
-                                   unusable=kind_module(recipe.kind).unusable(recipe, env) or ""))
-    missing = sorted(set(names) - {entry.name for entry in entries})
-    if missing:
-        raise KernelctlError(f"no recipe named '{missing[0]}'",
-                             "`kernelctl recipes list` shows them; recipes are read from "
-                             + ", ".join(str(d) for d in recipe_dirs(env)))
-    return entries
-
-
-def _recipe_files(env: Mapping[str, str]) -> dict:
+def recipe_files(env: Mapping[str, str]) -> dict:
     """{name: the file that wins}, in search order."""
     seen: dict = {}
     for directory in recipe_dirs(env):

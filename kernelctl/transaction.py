@@ -27,7 +27,7 @@ import signal
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from kernelctl.errors import Busy, Interrupted, KernelctlError
 

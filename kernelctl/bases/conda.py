@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from kernelctl import shell
-from kernelctl.textfiles import load_json
 from kernelctl.bases import Base
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
+from kernelctl.textfiles import load_json
 
 PREFIX = "conda:"
 
@@ -58,7 +58,7 @@ def conda_base(prefix: str, env: Mapping[str, str], label: str,
                python: Optional[Path] = None) -> Base:
     """The conda env at `prefix` as a base; `label` is how the user named it, `python`
     the interpreter they named (a venv's, layered on the env), else the env's own."""
-    from kernelctl.bases.python import interpreter_layers
+    from kernelctl.bases.interpreters import interpreter_layers
 
     _check_conda_env(prefix)
     python = python or Path(prefix) / "bin" / "python3"

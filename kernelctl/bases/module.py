@@ -68,7 +68,7 @@ def missing(binding: Binding) -> Optional[str]:
 
 def modules_base(names: Sequence[str], env: Mapping[str, str], recipe=None) -> Base:
     from kernelctl import lmod
-    from kernelctl.bases.python import interpreter_layers
+    from kernelctl.bases.interpreters import interpreter_layers
 
     lmod.check_module_names(names)
     command = lmod.find_lmod(env)

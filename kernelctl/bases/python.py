@@ -1,21 +1,18 @@
 """`--base system` (python3 on PATH) and `--base python:PATH`: a bare interpreter.
-
-`interpreter_layers` is shared by every kind whose Python may live in a venv (a
-module's, a container's): the venv is layered on, never built from.
-"""
+(The interpreter toolkit every kind shares is kernelctl.bases.interpreters.)"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import sys
-from pathlib import Path
 from typing import Mapping, Optional
 
-from kernelctl.bases import Base, checked_probe
+from kernelctl.bases import Base
+from kernelctl.bases.interpreters import checked_path, interpreter_layers
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
-from kernelctl.paths import is_within, path_list
+from kernelctl.paths import path_list
 
 PREFIX = "python:"
 
@@ -86,40 +83,9 @@ def python_base(label: str, python: str, env: Mapping[str, str]) -> Base:
                 layers=layers, pythonpath=tuple(path_list(env.get("PYTHONPATH", ""))))
 
 
-def checked_path(python: str) -> Path:
-    path = Path(python).expanduser()
-    if not path.is_absolute() or not os.access(path, os.X_OK) or os.path.isdir(path):
-        raise KernelctlError(
-            f"'{python}' is not an executable file given by an absolute path",
-            "Write --base python:/absolute/path/to/python3 (see `which python3`).",
-        )
-    return path
-
-
-def interpreter_layers(path: Path, env: Mapping[str, str]):
-    """(interpreter, the python to build on, base_env, layers) for the python at `path`.
-
-    virtualenv cannot make a venv from a venv's python: build on the interpreter under
-    it, and layer the venv's site-packages in (its packages are the point). The python
-    is sys.executable, not `path`: a pyenv or conda shim is a script, not the interpreter.
-    """
-    interpreter = checked_probe(path, env)
-    if not interpreter.in_venv:
-        return interpreter, interpreter.executable, None, ()
-    under = checked_probe(Path(interpreter.base_executable), env).executable
-    return interpreter, under, interpreter.prefix, _site_dirs(interpreter)
-
-
 def _conda_prefix(interpreter) -> Optional[str]:
     """The conda env the interpreter (or the one under its venv) belongs to."""
     for prefix in (interpreter.prefix, interpreter.base_prefix):
         if os.path.isdir(os.path.join(prefix, "conda-meta")):
             return prefix
     return None
-
-
-def _site_dirs(interpreter) -> tuple:
-    """The venv's own site-packages, as its python lists them (not the base's)."""
-    return tuple(entry for entry in interpreter.path
-                 if os.path.basename(entry) in ("site-packages", "dist-packages")
-                 and is_within(entry, interpreter.prefix))
