@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional, TypeVar
 
 import typer
 
@@ -530,7 +530,10 @@ def _recover_dead_runs() -> None:
         pass  # listing matters more; the next change sweeps again
 
 
-def _run(renderer: Renderer, action):
+T = TypeVar("T")
+
+
+def _run(renderer: Renderer, action: Callable[[], T]) -> T:
     """Call the core; a user error becomes a message and an exit code, not a traceback.
     So does a filesystem that is full, read-only or not the user's, wherever it hits."""
     try:

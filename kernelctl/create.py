@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Tuple
+from typing import IO, TYPE_CHECKING, Callable, Mapping, Optional, Tuple
 
 from kernelctl import __version__
 from kernelctl.bases import Base, default_base, resolve_base
@@ -49,6 +49,9 @@ from kernelctl.transaction import (
     sweep_leftovers,
 )
 from kernelctl.venvs import Venv, check_requirement
+
+if TYPE_CHECKING:
+    from jupyter_client.manager import KernelManager
 
 Progress = Callable[[str], None]
 
@@ -343,7 +346,7 @@ def check_starts(staged: Path, made: KernelInfo, env: Mapping[str, str]) -> None
                     manager.shutdown_kernel(now=True)
 
 
-def _run_a_line(manager, env: Mapping[str, str], output) -> None:
+def _run_a_line(manager: "KernelManager", env: Mapping[str, str], output: IO[bytes]) -> None:
     manager.start_kernel(env=dict(env), stdout=output, stderr=output)
     client = manager.client()
     client.start_channels()

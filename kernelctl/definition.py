@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import tomli_w
 
@@ -19,6 +19,9 @@ from kernelctl.record import read_record
 from kernelctl.redact import redact
 from kernelctl.textfiles import load_toml
 from kernelctl.venvs import check_requirement, own_distributions, requirement_name
+
+if TYPE_CHECKING:
+    from kernelctl.create import CreateRequest
 
 
 FORMAT = 1
@@ -124,7 +127,7 @@ def read(path: Path) -> Definition:
         raise KernelctlError(f"{path} is not a kernel definition: {exc}",
                              "Make one with kernelctl export NAME -o FILE.") from exc
 
-    def get(table: Mapping, key: str, kind: type, where: str = ""):
+    def get(table: Mapping, key: str, kind: type, where: str = "") -> Any:
         value = table.get(key)
         # A bool is an int to Python; `format = true` is no format number.
         if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
@@ -177,8 +180,9 @@ def differences(definition: Definition, kernel: KernelInfo) -> list:
     return lines
 
 
-def create_from(path: Path, request, env: Mapping[str, str], home: Path, progress,
-                notice) -> KernelInfo:
+def create_from(path: Path, request: "CreateRequest", env: Mapping[str, str], home: Path,
+                progress: Callable[[str], None],
+                notice: Callable[[str], None]) -> KernelInfo:
     """`create --from FILE`: the definition's base, names and requests, under what the
     command line overrides; then what came out differently, one notice each."""
     from dataclasses import replace

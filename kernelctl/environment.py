@@ -8,7 +8,7 @@ import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from kernelctl.bases import Base
 from kernelctl.errors import DISK_FULL_HINT, CommandFailed, KernelctlError, disk_full_error
@@ -63,7 +63,7 @@ def _install_guard(venv: Venv, base: Base) -> None:
     (venv.site_packages / f"{GUARD_MODULE}.pth").write_text(f"import {GUARD_MODULE}\n")
 
 
-def guard_roots(roots) -> tuple:
+def guard_roots(roots: Iterable[str]) -> tuple:
     """Image roots as the path guard compares them (it normalises PYTHONPATH entries
     the same way)."""
     return tuple(os.path.normcase(os.path.normpath(root)) for root in roots)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 from kernelctl import uenv
 from kernelctl.binding import JuliaBinding, PythonBinding
@@ -118,7 +118,7 @@ def inspect_kernel(resource_dir: Path, session: Session) -> Optional[KernelInfo]
 _NO_SPEC = "no kernel.json"
 
 
-def read_spec(path: str):
+def read_spec(path: str) -> Tuple[Optional[KernelSpec], Optional[str]]:
     """(KernelSpec, None) for a usable kernel.json, (None, why) for anything else."""
     try:
         with open(path, "rb") as handle:
@@ -167,7 +167,7 @@ def _offered_by_no_server(kernel: KernelInfo) -> bool:
                    for server in ("jupyter-server", "jupyter-lab", "jupyter-notebook"))
 
 
-def judge(spec: KernelSpec, session: Session, resource_dir: Path):
+def judge(spec: KernelSpec, session: Session, resource_dir: Path) -> Tuple[Status, tuple]:
     """(status, problems) for a parsed kernelspec; see docs/json.md for the statuses."""
     argv0 = spec.argv[0]
     if BARE_PYTHON.match(argv0) and _is_native(resource_dir):

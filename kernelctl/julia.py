@@ -162,7 +162,7 @@ def _on_path(env: Mapping[str, str]) -> Optional[Path]:
     return Path(found) if found else None
 
 
-def _image_of(launcher: Path, images: list):
+def _image_of(launcher: Path, images: list) -> tuple:
     for image in images:
         if image.contains(launcher):
             views = [v for v in image.active_views if image.view_root(v)
@@ -171,7 +171,7 @@ def _image_of(launcher: Path, images: list):
     return None, None
 
 
-def _view_with_julia(images: list, env: Mapping[str, str]):
+def _view_with_julia(images: list, env: Mapping[str, str]) -> tuple:
     """The view with julia: the one the uenv's recipe names (recipes/julia.toml:
     `jupyter`) first."""
     from kernelctl.recipes import recipe_for_uenv

@@ -144,7 +144,7 @@ def find_loaded(name: str, loaded: Sequence[str]) -> Optional[int]:
     return matches[-1] if matches else None
 
 
-def parse_python_output(text: str):
+def parse_python_output(text: str) -> Tuple[dict, Optional[bool]]:
     """({variable: value or None}, _mlstatus) from Lmod's `python` shell output."""
     try:
         tree = ast.parse(text)
@@ -171,7 +171,7 @@ def parse_python_output(text: str):
     return changes, status
 
 
-def _environ_key(node) -> Optional[str]:
+def _environ_key(node: ast.AST) -> Optional[str]:
     """"PATH" for the expression os.environ["PATH"], else None."""
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
             and node.value.attr == "environ":

@@ -15,13 +15,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional
 
 from kernelctl.errors import KernelctlError
 from kernelctl.model import KernelInfo, KernelSpec
 from kernelctl.paths import is_within, path_list, same_path
 from kernelctl.record import INCOMPLETE_MARKER, RECORD_NAME, EnvRecord, read_record
 from kernelctl.venvs import CONFIG
+
+if TYPE_CHECKING:
+    from kernelctl.transaction import Transaction
 
 LOGO_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
 LAUNCHER = "kernelctl-launch.sh"
@@ -158,7 +161,8 @@ def half_made_venv(venv: Path) -> bool:
     return not venv_users(venv, find_kernels(os.environ, include_shadowed=True))
 
 
-def retire_venv(venv: Optional[Path], kernel_dir: Path, name: str, tx, env,
+def retire_venv(venv: Optional[Path], kernel_dir: Path, name: str, tx: "Transaction",
+                env: Mapping[str, str],
                 delete_user_files: bool = False) -> str:
     """Once a kernel no longer uses `venv` (after its switch, or its removal): move it
     aside through `tx` (deleted at the commit, restored if the run fails or dies) when

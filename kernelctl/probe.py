@@ -108,7 +108,7 @@ def _timeout(env: Mapping[str, str]) -> float:
     return value if value > 0 else DEFAULT_TIMEOUT
 
 
-def _interpreter(data) -> Interpreter:
+def _interpreter(data: object) -> Interpreter:
     """The probe's answer, checked field by field: a wrapper script or a broken
     interpreter may print anything."""
     if not isinstance(data, dict):

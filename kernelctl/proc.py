@@ -10,7 +10,7 @@ import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from kernelctl import shell
 from kernelctl.errors import DISK_FULL_MARKERS, CommandFailed, disk_full_error
@@ -140,7 +140,7 @@ def _communicate(process: subprocess.Popen, what: str, timeout: Optional[float])
     return process.communicate(timeout=timeout - NOTICE_AFTER_SECONDS)
 
 
-def _die_with_parent_hook():
+def _die_with_parent_hook() -> Optional[Callable[[], object]]:
     """A preexec hook asking Linux to SIGKILL the child when kernelctl dies (even by
     SIGKILL), so pip never goes on writing into an environment nobody watches.
     Only while single-threaded: preexec hooks are unsafe in threaded programs."""
@@ -153,7 +153,7 @@ def _die_with_parent_hook():
 
 
 @lru_cache(maxsize=1)
-def _libc_prctl():
+def _libc_prctl() -> Optional[Callable[..., int]]:
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except (OSError, AttributeError):

@@ -13,7 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 from kernelctl.bases import Base, resolve_base
 from kernelctl.create import (
@@ -146,7 +146,8 @@ def carry_user_changes(old: KernelInfo, made: KernelInfo, staged: Path,
     return replace(made, spec=spec)
 
 
-def _carried_env(old: KernelSpec, new: KernelSpec, old_venv: str, new_venv: str):
+def _carried_env(old: KernelSpec, new: KernelSpec, old_venv: str,
+                 new_venv: str) -> Tuple[dict, list, list]:
     """(the env, the user's entries carried, the user's entries that could not be)."""
     written = _written_digests(old)
     env, carried, lost = dict(new.env), [], []

@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from kernelctl.errors import KernelctlError
 from kernelctl.textfiles import load_toml
@@ -127,7 +127,7 @@ def _from_dict(data: dict, path: Path) -> Recipe:
     return Recipe(**common, image=_get(base, "image", str, key="base.image"))
 
 
-def _strings(data: dict, name: str, key: str, default=_REQUIRED) -> list:
+def _strings(data: dict, name: str, key: str, default: Any = _REQUIRED) -> list:
     values = _get(data, name, list, default, key=key)
     if not all(isinstance(v, str) and v.strip() for v in values):
         raise ValueError(f"'{key}' must be a list of non-empty strings")
@@ -138,7 +138,7 @@ TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table
               bool: "true or false"}
 
 
-def _get(data: dict, name: str, kind: type, default=_REQUIRED, key: str = ""):
+def _get(data: dict, name: str, kind: type, default: Any = _REQUIRED, key: str = "") -> Any:
     key = key or name
     if name not in data:
         if default is _REQUIRED:

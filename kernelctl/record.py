@@ -10,7 +10,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import tomli_w
 
@@ -83,7 +83,7 @@ def _migrate(data: dict) -> EnvRecord:
 _MISSING = object()
 
 
-def _typed(data: dict, key: str, kind: type, default=_MISSING):
+def _typed(data: dict, key: str, kind: type, default: Any = _MISSING) -> Any:
     value = data.get(key, default)
     if value is _MISSING:
         raise ValueError(f"it has no '{key}'")

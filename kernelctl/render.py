@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Optional, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
 from kernelctl.binding import PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.model import JSON_FORMAT_VERSION, KernelInfo, Status
 from kernelctl.redact import redact
+
+if TYPE_CHECKING:  # the results it renders; their modules load only when used
+    from kernelctl.bases.catalogue import RecipeEntry
+    from kernelctl.engines import Engines
+    from kernelctl.rebuild import Rebuilt
+    from kernelctl.submit import Submission
 
 COLUMNS = (21, 26, 20, 9)  # fits an 80-column terminal with separators
 
@@ -92,7 +98,7 @@ class Renderer:
             self.out.write("\n`kernelctl recipes show NAME` says why a recipe cannot be "
                            "used here.\n")
 
-    def recipe_detail(self, entry) -> None:
+    def recipe_detail(self, entry: "RecipeEntry") -> None:
         if self.as_json:
             self._json(entry.to_json())
             return
@@ -164,7 +170,7 @@ class Renderer:
             return
         self.out.write(f"Removed {len(removals)} kernel(s).\n")
 
-    def submitted(self, submission, dry_run: bool) -> None:
+    def submitted(self, submission: "Submission", dry_run: bool) -> None:
         if self.as_json:
             data = submission.to_json()
             self._json({**data, "script_text": submission.text} if dry_run else data)
@@ -183,7 +189,7 @@ class Renderer:
         if submission.exit_code is not None:
             self.out.write(f"Job {shown['job_id']} ended with exit code {submission.exit_code}.\n")
 
-    def engines_started(self, engines) -> None:
+    def engines_started(self, engines: "Engines") -> None:
         if self.as_json:
             self._json(engines.to_json())
             return
@@ -194,17 +200,18 @@ class Renderer:
             f"  import ipyparallel as ipp\n  rc = ipp.Client(profile=\"{engines.profile}\")\n"
             f"Stop them: kernelctl engines {engines.kernel} --stop\n")
 
-    def engines_stopped(self, kernel: str, count) -> None:
+    def engines_stopped(self, kernel: str, count: Optional[int]) -> None:
         if self.as_json:
             self._json({"kernel": kernel, "stopped": count})
             return
         self.out.write(f"Stopped the engines of the kernel '{kernel}' and their controller.\n")
 
-    def rebuilt_one(self, rebuilt) -> None:
+    def rebuilt_one(self, rebuilt: "Rebuilt") -> None:
         if self.as_json:
             return
         kernel = rebuilt.kernel
-        self.out.write(f"Rebuilt the kernel '{kernel.name}' on {kernel.base.label} (was "
+        label = kernel.base.label if kernel.base else "its base"
+        self.out.write(f"Rebuilt the kernel '{kernel.name}' on {label} (was "
                        f"{rebuilt.base_before}); its environment is now {kernel.venv}.\n")
         if rebuilt.packages:
             self.out.write(f"  reinstalled: {redact(', '.join(rebuilt.packages))}\n")

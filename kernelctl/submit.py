@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 from kernelctl import shell
+from kernelctl.binding import Binding
 from kernelctl.errors import CommandFailed, KernelctlError
 from kernelctl.model import Status, expand
 from kernelctl.proc import completed
@@ -173,18 +174,18 @@ def _python(target: KernelCommand) -> str:
     return str(venv / "bin" / "python") if venv else "python"
 
 
-def _uenv_of(binding) -> Optional[str]:
+def _uenv_of(binding: Optional[Binding]) -> Optional[str]:
     if binding is None or not (binding.kind == "uenv" or binding.digest):
         return None
     return str(UenvLabel(binding.image or binding.name, binding.version, binding.tag))
 
 
-def _uenv_lines(uenv: Optional[str], binding, sbatch: Optional[str],
+def _uenv_lines(uenv: Optional[str], binding: Optional[Binding], sbatch: Optional[str],
                 env: Mapping[str, str]) -> tuple:
     """The #SBATCH lines that mount the kernel's uenv, and a notice when this Slurm has
     no uenv plugin (then they are written commented out, and the job only works where
     the image is mounted anyway)."""
-    if not uenv:
+    if not uenv or binding is None:
         return [], ""
     mount = binding.mount and binding.mount != "/user-environment"
     options = [f"--uenv={uenv}" + (f":{binding.mount}" if mount else "")]

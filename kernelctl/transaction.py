@@ -27,7 +27,7 @@ import signal
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, NoReturn, Optional
 
 from kernelctl.errors import Busy, Interrupted, KernelctlError
 
@@ -102,7 +102,8 @@ class Transaction:
     def __enter__(self) -> "Transaction":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException],
+                 tb: object) -> None:
         if exc_type is None:
             self._commit()
             return
@@ -117,7 +118,8 @@ class Transaction:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if issubclass(exc_type, (KeyboardInterrupt, Interrupted)):
             reason = exc.message if isinstance(exc, Interrupted) else "interrupted"
-            raise Interrupted(f"{reason}; nothing was changed", signum=_signum(exc)) from None
+            raise Interrupted(f"{reason}; nothing was changed",
+                              signum=_signum(exc) if exc is not None else 2) from None
 
     def _commit(self) -> None:
         """The change stands from here on; deleting what it replaced may be interrupted,
@@ -373,7 +375,7 @@ def _well_formed(step: object) -> bool:
 def stop_signals_raise() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP (a closed terminal) into Interrupted, like Ctrl-C."""
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: object) -> NoReturn:
         raise Interrupted(f"stopped by {signal.Signals(signum).name}", signum=signum)
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from types import ModuleType
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional, Tuple
@@ -25,6 +26,7 @@ from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
 
 if TYPE_CHECKING:
+    from kernelctl.inventory import Session
     from kernelctl.probe import Interpreter
 
 KINDS = ("python", "uenv", "module", "conda", "container")
@@ -118,7 +120,7 @@ class Base:
         return self.binding().describe()
 
 
-def kind_module(kind: str):
+def kind_module(kind: str) -> ModuleType:
     if kind not in KINDS:
         raise KernelctlError(f"unknown base kind '{kind}'", f"Base kinds: {', '.join(KINDS)}.")
     return importlib.import_module(f"kernelctl.bases.{kind}")
@@ -178,7 +180,7 @@ def default_base(env: Mapping[str, str]) -> Tuple[Base, str]:
         f"active environment in this session){passed_over}"
 
 
-def mismatch(binding: Binding, session) -> Optional[str]:
+def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     """Why this session (its uenvs, its container) cannot run a kernel with `binding`.
     A uenv may be needed by any kind of kernel (Julia too)."""
     kinds = {"uenv", binding.kind} & set(KINDS)

@@ -14,13 +14,17 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from kernelctl import shell
 from kernelctl.bases import Base
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.textfiles import load_json
+
+if TYPE_CHECKING:
+    from kernelctl.inventory import Session
+    from kernelctl.recipes import Recipe
 
 PREFIX = "conda:"
 
@@ -34,16 +38,16 @@ def resolve(spec: str, env: Mapping[str, str]) -> Base:
     return conda_base(str(prefix), env, label=PREFIX + str(prefix))
 
 
-def from_recipe(recipe, env: Mapping[str, str]) -> Base:
+def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
     raise KernelctlError(f"recipe {recipe.path} has base.kind 'conda', which recipes "
                          "cannot name", "Use --base conda:PREFIX.")
 
 
-def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
+def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
     return f"recipes cannot name a {recipe.kind} base"
 
 
-def mismatch(binding: Binding, session) -> Optional[str]:
+def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     return None
 
 

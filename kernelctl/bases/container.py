@@ -10,13 +10,17 @@ layered on.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from kernelctl import shell
 from kernelctl.bases import Base
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.containers import session_container
 from kernelctl.errors import KernelctlError
+
+if TYPE_CHECKING:
+    from kernelctl.inventory import Session
+    from kernelctl.recipes import Recipe
 
 SPEC = "container"
 
@@ -47,7 +51,7 @@ def resolve(spec: str, env: Mapping[str, str]) -> Base:
     )
 
 
-def from_recipe(recipe, env: Mapping[str, str]) -> Base:
+def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
     """The session's container, which must run the recipe's image."""
     here = session_container(env)
     if here is None or not (here.image or "").startswith(recipe.image):
@@ -61,7 +65,7 @@ def from_recipe(recipe, env: Mapping[str, str]) -> Base:
     return resolve(SPEC, env)
 
 
-def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
+def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
     here = session_container(env)
     if here is None or not (here.image or "").startswith(recipe.image):
         return (f"needs a session in the container image {recipe.image}; this one runs in "
@@ -73,7 +77,7 @@ def missing(binding: Binding) -> Optional[str]:
     return None
 
 
-def mismatch(binding: Binding, session) -> Optional[str]:
+def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     """Why this session's container is not the kernel's image."""
     if not isinstance(binding, PythonBinding) or binding.kind != "container":
         return None

@@ -11,13 +11,18 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from kernelctl import shell
 from kernelctl.bases import Base
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.paths import is_within, path_list
+
+if TYPE_CHECKING:
+    from kernelctl.lmod import Loaded
+    from kernelctl.inventory import Session
+    from kernelctl.recipes import Recipe
 
 PREFIX = "module:"
 
@@ -31,11 +36,11 @@ def resolve(spec: str, env: Mapping[str, str]) -> Base:
     return modules_base(names, env)
 
 
-def from_recipe(recipe, env: Mapping[str, str]) -> Base:
+def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
     return modules_base(list(recipe.modules), env, recipe)
 
 
-def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
+def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
     """Why this session cannot use a module recipe: no Lmod, or modules it lacks."""
     from kernelctl import lmod
 
@@ -51,7 +56,7 @@ def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
     return None
 
 
-def mismatch(binding: Binding, session) -> Optional[str]:
+def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     return None
 
 
@@ -66,7 +71,8 @@ def missing(binding: Binding) -> Optional[str]:
             f"{gone[0]} is gone (the site retired that version?)")
 
 
-def modules_base(names: Sequence[str], env: Mapping[str, str], recipe=None) -> Base:
+def modules_base(names: Sequence[str], env: Mapping[str, str],
+                 recipe: Optional["Recipe"] = None) -> Base:
     from kernelctl import lmod
     from kernelctl.bases.interpreters import interpreter_layers
 
@@ -93,7 +99,7 @@ def modules_base(names: Sequence[str], env: Mapping[str, str], recipe=None) -> B
     )
 
 
-def _modules_python(names: Sequence[str], loaded, env: Mapping[str, str],
+def _modules_python(names: Sequence[str], loaded: "Loaded", env: Mapping[str, str],
                     active: Mapping[str, str]) -> Path:
     """The python3 the modules put on PATH; one from outside them would be missing
     when the kernel starts with only these modules loaded."""

@@ -6,13 +6,18 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from kernelctl.bases import Base
 from kernelctl.bases.interpreters import checked_path, interpreter_layers
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
 from kernelctl.paths import path_list
+
+if TYPE_CHECKING:
+    from kernelctl.probe import Interpreter
+    from kernelctl.inventory import Session
+    from kernelctl.recipes import Recipe
 
 PREFIX = "python:"
 
@@ -46,16 +51,16 @@ def system_python(env: Mapping[str, str]) -> str:
         + ", or put its directory on PATH.")
 
 
-def from_recipe(recipe, env: Mapping[str, str]) -> Base:
+def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
     raise KernelctlError(f"recipe {recipe.path} has base.kind 'python', which recipes "
                          "cannot name", "Use --base python:PATH.")
 
 
-def unusable(recipe, env: Mapping[str, str]) -> Optional[str]:
+def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
     return f"recipes cannot name a {recipe.kind} base"
 
 
-def mismatch(binding: Binding, session) -> Optional[str]:
+def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     return None  # an interpreter that is gone is a broken kernel, found by its launch check
 
 
@@ -83,7 +88,7 @@ def python_base(label: str, python: str, env: Mapping[str, str]) -> Base:
                 layers=layers, pythonpath=tuple(path_list(env.get("PYTHONPATH", ""))))
 
 
-def _conda_prefix(interpreter) -> Optional[str]:
+def _conda_prefix(interpreter: "Interpreter") -> Optional[str]:
     """The conda env the interpreter (or the one under its venv) belongs to."""
     for prefix in (interpreter.prefix, interpreter.base_prefix):
         if os.path.isdir(os.path.join(prefix, "conda-meta")):

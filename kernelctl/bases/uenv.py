@@ -16,6 +16,7 @@ from kernelctl.errors import BaseNotActive, KernelctlError
 from kernelctl.paths import is_within, path_list
 
 if TYPE_CHECKING:
+    from kernelctl.inventory import Session
     from kernelctl.recipes import Recipe
 
 PREFIX = "uenv:"
@@ -50,7 +51,7 @@ def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
     return _uenv_base(uenv.UenvLabel(recipe.uenv), recipe, env)
 
 
-def mismatch(binding: Binding, session) -> Optional[str]:
+def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     """Why the uenv a kernel needs is not among this session's, or None when it is (or
     the kernel needs none). Any kind of kernel may need one: Python and Julia alike."""
     if not binding.image:
@@ -113,7 +114,8 @@ def _start_hint(label: uenv.UenvLabel, view: str) -> str:
     )
 
 
-def _mounted_uenv(label, recipe, env) -> uenv.MountedUenv:
+def _mounted_uenv(label: uenv.UenvLabel, recipe: Optional["Recipe"],
+                  env: Mapping[str, str]) -> uenv.MountedUenv:
     view = recipe.view if recipe else "default"
     mounted = uenv.session_uenvs(env)
     if not mounted:
@@ -127,7 +129,8 @@ def _mounted_uenv(label, recipe, env) -> uenv.MountedUenv:
                         _start_hint(label, view))
 
 
-def _check_version(label, image: dict, recipe, mounted) -> None:
+def _check_version(label: uenv.UenvLabel, image: dict, recipe: Optional["Recipe"],
+                   mounted: uenv.MountedUenv) -> None:
     for part in ("version", "tag"):
         wanted, have = getattr(label, part), image.get(part)
         if wanted and have and wanted != have:
@@ -138,7 +141,8 @@ def _check_version(label, image: dict, recipe, mounted) -> None:
             )
 
 
-def _pick_view(label, recipe, mounted) -> str:
+def _pick_view(label: uenv.UenvLabel, recipe: Optional["Recipe"],
+               mounted: uenv.MountedUenv) -> str:
     if recipe:
         if recipe.view in mounted.active_views:
             return recipe.view
@@ -148,7 +152,8 @@ def _pick_view(label, recipe, mounted) -> str:
             _start_hint(label, recipe.view),
         )
     for view in mounted.active_views:
-        if mounted.view_root(view) and os.path.exists(mounted.view_root(view) / "bin" / "python3"):
+        root = mounted.view_root(view)
+        if root and os.path.exists(root / "bin" / "python3"):
             return view
     if mounted.active_views:
         return mounted.active_views[0]

@@ -8,12 +8,15 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from kernelctl.doctor.kernels import distributions, import_places, kernel_venv
 from kernelctl.doctor.report import CheckResult, Context, kernel_result
 from kernelctl.model import KernelInfo
 from kernelctl.venvs import site_packages
+
+if TYPE_CHECKING:
+    from jupyter_client.manager import KernelManager
 
 PARALLEL = 4
 # Where a module would be imported from, without importing it (probes run it remotely).
@@ -69,7 +72,8 @@ def _start_and_probe(kernel: KernelInfo, context: Context) -> CheckResult:
                 manager.shutdown_kernel(now=True)
 
 
-def _probe(manager, kernel: KernelInfo, context: Context, started: float) -> CheckResult:
+def _probe(manager: "KernelManager", kernel: KernelInfo, context: Context,
+           started: float) -> CheckResult:
     client = manager.client()
     client.start_channels()
     try:

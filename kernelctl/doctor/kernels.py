@@ -16,7 +16,7 @@ from kernelctl.model import KernelInfo, KernelSpec, Status
 from kernelctl.paths import kernelctl_home, missing, path_list
 from kernelctl.record import write_atomically
 from kernelctl.ownership import kernel_dir_target
-from kernelctl.remove import apply_removals, plan_removal
+from kernelctl.remove import Removal, apply_removals, plan_removal
 from kernelctl.transaction import locks
 from kernelctl.venvs import home_of, sees_system_site_packages, site_packages, venv_of
 
@@ -108,7 +108,7 @@ def _broken(kernel: KernelInfo, context: Context) -> CheckResult:
                          f"{recreate}.", fix)
 
 
-def _remove(removal, context: Context) -> None:
+def _remove(removal: Removal, context: Context) -> None:
     _, refused = apply_removals([removal], context.home or kernelctl_home(context.env),
                                 context.env)
     if refused:

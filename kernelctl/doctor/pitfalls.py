@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from kernelctl.doctor.kernels import kernel_venv, python_kernels, spec_of
 from kernelctl.doctor.report import CheckResult, Context, kernel_result
@@ -67,7 +67,7 @@ def gpu_holders(context: Context) -> Iterator[CheckResult]:
         "pids; then restart this kernel.")
 
 
-def _my_gpu_processes(nvidia_smi: str, env) -> list:
+def _my_gpu_processes(nvidia_smi: str, env: Mapping[str, str]) -> list:
     try:
         out = run([nvidia_smi, "--query-compute-apps=pid,process_name,used_memory",
                    "--format=csv,noheader,nounits"], env=env, timeout=10,

@@ -13,18 +13,19 @@ import sys
 BASE_ROOTS = ()  # the base image's mount points, filled in by kernelctl
 
 
-def _normal(entry):
+def _normal(entry: str) -> str:
     return os.path.normcase(os.path.normpath(os.path.abspath(entry)))
 
 
-def _belongs_to_base(entry, roots=None):
+# String annotations: read by mypy only, never evaluated at every interpreter start.
+def _belongs_to_base(entry: str, roots: "tuple | None" = None) -> bool:
     if os.path.basename(entry) in ("site-packages", "dist-packages"):
         return True
     roots = BASE_ROOTS if roots is None else roots
     return any(entry == root or entry.startswith(root + os.sep) for root in roots)
 
 
-def _guard():
+def _guard() -> None:
     pythonpath = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     from_pythonpath = {_normal(entry) for entry in pythonpath if entry}
     if not from_pythonpath:

@@ -21,11 +21,15 @@ import re
 import shutil
 import sys
 import tempfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the job's kernel client is; imported only where it runs
+    from jupyter_client.blocking import BlockingKernelClient
 
 KERNEL_START_TIMEOUT = 120
 
 
-def main(argv=None):
+def main(argv: "list | None" = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook")
     parser.add_argument("output")
@@ -40,19 +44,19 @@ def main(argv=None):
     return run_notebook(notebook, output)
 
 
-def inject_parameters(notebook, parameters):
+def inject_parameters(notebook: dict, parameters: dict) -> None:
     if not parameters:
         return
     source = "# Parameters (kernelctl submit -P)\n" + "".join(
         f"{name} = {value!r}\n" for name, value in parameters.items())
-    cell = {"cell_type": "code", "execution_count": None, "id": "injected-parameters",
+    cell: dict = {"cell_type": "code", "execution_count": None, "id": "injected-parameters",
             "metadata": {"tags": ["injected-parameters"]}, "outputs": [], "source": source}
     cells = notebook["cells"]
     tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
     cells.insert(tagged[0] + 1 if tagged else 0, cell)
 
 
-def run_notebook(notebook, output):
+def run_notebook(notebook: dict, output: str) -> int:
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -89,7 +93,7 @@ def run_notebook(notebook, output):
         shutil.rmtree(spec_dir, ignore_errors=True)
 
 
-def run_cell(client, cell, count):
+def run_cell(client: "BlockingKernelClient", cell: dict, count: int) -> bool:
     """Run one code cell, storing its outputs; True when it raised."""
     source = cell.get("source", "")
     source = "".join(source) if isinstance(source, list) else source
@@ -97,7 +101,7 @@ def run_cell(client, cell, count):
     cell["execution_count"] = count
     failed = []
 
-    def keep(message):
+    def keep(message: dict) -> None:
         kind, content = message["msg_type"], message["content"]
         if kind == "stream":
             outputs.append({"output_type": "stream", "name": content["name"],
@@ -125,11 +129,11 @@ def run_cell(client, cell, count):
     return bool(failed) or reply["content"].get("status") == "error"
 
 
-def strip_colours(text):
+def strip_colours(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
-def save(notebook, output):
+def save(notebook: dict, output: str) -> None:
     """Replace OUT whole, so a reader never sees half a notebook."""
     directory = os.path.dirname(os.path.abspath(output))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kernelctl-notebook-", suffix=".ipynb")
@@ -140,7 +144,7 @@ def save(notebook, output):
     os.replace(tmp, output)
 
 
-def _umask():
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
