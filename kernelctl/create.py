@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Callable, Mapping, Optional, Tuple
 
 from kernelctl import __version__
-from kernelctl.bases import Base, default_base, resolve_base
+from kernelctl.bases import Base, default_base, resolve_base, unavailable_message
 from kernelctl.environment import (
     check_pip_inputs,
     create_venv,
@@ -269,35 +269,7 @@ def _explanations(request: CreateRequest, base: Base, name: str, venv: Venv) -> 
     rebuild = f"kernelctl rebuild {name}"  # keeps the packages added to the environment
     gone = (f"kernelctl: this kernel's environment {venv.root} no longer exists. In a "
             f"terminal, recreate it ({recreate}) or remove the kernel (kernelctl remove {name}).")
-    if base.kind == "uenv":
-        unavailable = (
-            f"kernelctl: this kernel was made for the uenv {base.label} (view {base.view}), "
-            "which this session does not have. Start JupyterLab with the uenv "
-            f"{base.label} and the view {base.view}, or rebuild the kernel for this "
-            f"session's image, with its packages ({rebuild}).")
-    elif base.kind == "module":
-        unavailable = (f"kernelctl: this kernel's modules ({base.label}) cannot be loaded "
-                       "in this session: a version was retired, or Lmod is not reachable. "
-                       "In a terminal, `module load` them to see why, or rebuild the "
-                       f"kernel on what the site has now, with its packages: {rebuild}")
-    elif base.kind == "conda":
-        unavailable = (f"kernelctl: the conda environment this kernel was built on "
-                       f"({base.binding_extra['conda_prefix']}) is gone or no longer has its "
-                       "Python. Rebuild the kernel on another one, with its packages: "
-                       f"{rebuild} --base conda:PREFIX")
-    elif base.kind == "container":
-        unavailable = (f"kernelctl: this kernel was made in the container {base.label}, "
-                       "and this session runs in another one (or in none). Start JupyterLab "
-                       f"in {base.label}, or rebuild the kernel for this session's container "
-                       f"({rebuild} --base container).")
-    elif base.base_env:
-        unavailable = (f"kernelctl: the environment this kernel was built on ({base.base_env}) "
-                       "is gone, or was rebuilt with another Python, so its packages are "
-                       f"missing. Rebuild the kernel on what is there now: {rebuild} "
-                       "--base BASE")
-    else:
-        unavailable = (f"kernelctl: the Python this kernel's environment was built on "
-                       f"({base.python}) cannot run here. Rebuild it: {rebuild} --base BASE")
+    unavailable = unavailable_message(base, rebuild)
     return gone, unavailable
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
-from kernelctl.bases import Base, resolve_base
+from kernelctl.bases import Base, current_spec, exact_spec, resolve_base
 from kernelctl.create import (
     CreateRequest,
     Progress,
@@ -224,23 +224,15 @@ def kernels_to_rebuild(names: list, stale: bool, env: Mapping[str, str]) -> list
 
 def exact_base(kernel: KernelInfo) -> str:
     """The --base that names the kernel's base exactly (pinned versions)."""
-    binding = kernel.base
-    assert binding is not None
-    return {"uenv": f"uenv:{binding.label}", "container": "container"}.get(
-        binding.kind, binding.label)
+    assert kernel.base is not None
+    return exact_spec(kernel.base)
 
 
 def same_base(kernel: KernelInfo) -> str:
     """The kernel's base as this session has it: exactly when the kernel is fine here,
-    else the same uenv or modules at the versions the site has now."""
-    binding = kernel.base
-    assert binding is not None
-    if kernel.status is Status.OK or binding.kind not in ("uenv", "module"):
-        return exact_base(kernel)
-    if binding.kind == "uenv":
-        return f"uenv:{binding.name}"
-    modules = getattr(binding, "modules", None) or ""
-    return "module:" + ",".join(m.split("/")[0] for m in modules.split(",") if m)
+    else the same base at what the site has now (its kind says what that is)."""
+    assert kernel.base is not None
+    return exact_spec(kernel.base) if kernel.status is Status.OK else current_spec(kernel.base)
 
 
 def rebuild_command(kernel: KernelInfo, env: Mapping[str, str]) -> Optional[str]:

@@ -59,6 +59,10 @@ def test_container_kernel_is_bound_to_its_image(image_venv, wheelhouse):
     assert f"made in the container {IMAGE}:24.05" in kernel["problems"][0]
     reply, printed = execute_in_kernel(name, "print(1)", upgraded)
     assert reply["status"] == "error" and "made in the container" in printed
+    # doctor says what the container kind says: start in that container, never "the uenv".
+    doctor = kernelctl("doctor", name, "--json", env=upgraded)
+    health = next(c for c in json.loads(doctor.stdout)["checks"] if c["id"] == "kernel.health")
+    assert "in the container" in health["hint"] and "uenv" not in health["hint"], health
     # The same release, rebuilt: the build id tells.
     rebuilt = listed(env=in_container(image_venv, build="9101"))[name]
     assert rebuilt["status"] == "mismatch" and "build 9001" in rebuilt["problems"][0]

@@ -191,6 +191,36 @@ def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     return None
 
 
+def start_hint(binding: Binding, session: "Session") -> str:
+    """How to use a mismatched kernel as it is: the words of the kind that found the
+    mismatch (start JupyterLab with that uenv, in that container)."""
+    for kind in sorted({"uenv", binding.kind} & set(KINDS)):
+        module = kind_module(kind)
+        if module.mismatch(binding, session):
+            return module.start_hint(binding)
+    return "Make a kernel for this session with kernelctl create."
+
+
+def unavailable_message(base: Base, rebuild: str) -> str:
+    """What the notebook says when this kernel's base cannot run in a session."""
+    return kind_module(base.kind).unavailable_message(base, rebuild)
+
+
+def exact_spec(binding: Binding) -> str:
+    """The --base that names a kernel's base exactly (pinned versions)."""
+    if binding.kind not in KINDS:
+        return binding.label
+    return kind_module(binding.kind).exact_spec(binding)
+
+
+def current_spec(binding: Binding) -> str:
+    """The same base at what the site has now (a uenv's newest version, a module's
+    default version), for a kernel whose own base is gone."""
+    if binding.kind not in KINDS:
+        return binding.label
+    return kind_module(binding.kind).current_spec(binding)
+
+
 def missing(binding: Binding) -> Optional[str]:
     """What a kernel's base lost for good (see the kind modules' `missing`)."""
     kinds = {"python", binding.kind} & set(KINDS)  # any Python kernel may be layered

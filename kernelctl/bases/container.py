@@ -77,6 +77,26 @@ def missing(binding: Binding) -> Optional[str]:
     return None
 
 
+def start_hint(binding: Binding) -> str:
+    made_in = getattr(binding, "container", None) or binding.label
+    return (f"Start JupyterLab in the container {made_in} to use it (the site's container "
+            "option in the Hub's spawner form).")
+
+
+def unavailable_message(base: Base, rebuild: str) -> str:
+    return (f"kernelctl: this kernel was made in the container {base.label}, and this "
+            f"session runs in another one (or in none). Start JupyterLab in {base.label}, "
+            f"or rebuild the kernel for this session's container ({rebuild} --base container).")
+
+
+def exact_spec(binding: Binding) -> str:
+    return "container"
+
+
+def current_spec(binding: Binding) -> str:
+    return "container"
+
+
 def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     """Why this session's container is not the kernel's image."""
     if not isinstance(binding, PythonBinding) or binding.kind != "container":

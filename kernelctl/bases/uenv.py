@@ -51,6 +51,29 @@ def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
     return _uenv_base(uenv.UenvLabel(recipe.uenv), recipe, env)
 
 
+def start_hint(binding: Binding) -> str:
+    view = f" and the view {binding.view}" if binding.view else ""
+    label = binding.label or binding.image or binding.name
+    return (f"Start JupyterLab with the uenv {label}{view} to use it (Hub spawner form, "
+            "Advanced options); or make a kernel for this session with kernelctl create.")
+
+
+def unavailable_message(base: Base, rebuild: str) -> str:
+    return (f"kernelctl: this kernel was made for the uenv {base.label} (view {base.view}), "
+            "which this session does not have. Start JupyterLab with the uenv "
+            f"{base.label} and the view {base.view}, or rebuild the kernel for this "
+            f"session's image, with its packages ({rebuild}).")
+
+
+def exact_spec(binding: Binding) -> str:
+    return f"uenv:{binding.label}"
+
+
+def current_spec(binding: Binding) -> str:
+    """The same uenv at the version this session has."""
+    return f"uenv:{binding.name}"
+
+
 def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     """Why the uenv a kernel needs is not among this session's, or None when it is (or
     the kernel needs none). Any kind of kernel may need one: Python and Julia alike."""

@@ -34,7 +34,7 @@ def kernel_health(context: Context) -> Iterator[CheckResult]:
             command = _rebuild_command(kernel, context)
             yield kernel_result(kernel, "kernel.health", "warn",
                                 f"{kernel.name} cannot run in this session: {kernel.problems[0]}",
-                                _start_with(kernel) + (f" Or rebuild it on this session's "
+                                _start_with(kernel, context) + (f" Or rebuild it on this session's "
                                                        f"base: {command}" if command else ""),
                                 _rebuild_fix(kernel, command, context))
         else:
@@ -48,12 +48,13 @@ def _healthy(kernel: KernelInfo) -> str:
             "starting it (kernelctl doctor --deep NAME)")
 
 
-def _start_with(kernel: KernelInfo) -> str:
-    base = kernel.base
-    view = f" and the view {base.view}" if base and base.view else ""
-    label = base and (base.label or base.image or base.name)
-    return (f"Start JupyterLab with the uenv {label}{view} to use it (Hub spawner form, "
-            "Advanced options); or make a kernel for this session with kernelctl create.")
+def _start_with(kernel: KernelInfo, context: Context) -> str:
+    """How to use it as it is: the words of the kind that found the mismatch."""
+    from kernelctl.bases import start_hint
+
+    if kernel.base is None:
+        return "Make a kernel for this session with kernelctl create."
+    return start_hint(kernel.base, context.session)
 
 
 def _rebuild_command(kernel: KernelInfo, context: Context) -> Optional[str]:
