@@ -20,7 +20,7 @@ import re
 from types import ModuleType
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Tuple
 
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
@@ -191,14 +191,22 @@ def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     return None
 
 
+MAKE_ONE = "Make a kernel for this session with kernelctl create."
+
+
+def _hook(kind: str, name: str, default: Callable) -> Callable:
+    """A kind's own function, or the default every kind gets: a kind module defines
+    only what differs (start_hint, exact_spec, current_spec)."""
+    return getattr(kind_module(kind), name, default)
+
+
 def start_hint(binding: Binding, session: "Session") -> str:
     """How to use a mismatched kernel as it is: the words of the kind that found the
     mismatch (start JupyterLab with that uenv, in that container)."""
     for kind in sorted({"uenv", binding.kind} & set(KINDS)):
-        module = kind_module(kind)
-        if module.mismatch(binding, session):
-            return module.start_hint(binding)
-    return "Make a kernel for this session with kernelctl create."
+        if kind_module(kind).mismatch(binding, session):
+            return _hook(kind, "start_hint", lambda b: MAKE_ONE)(binding)
+    return MAKE_ONE
 
 
 def unavailable_message(base: Base, rebuild: str) -> str:
@@ -210,15 +218,14 @@ def exact_spec(binding: Binding) -> str:
     """The --base that names a kernel's base exactly (pinned versions)."""
     if binding.kind not in KINDS:
         return binding.label
-    return kind_module(binding.kind).exact_spec(binding)
+    return _hook(binding.kind, "exact_spec", lambda b: b.label)(binding)
 
 
 def current_spec(binding: Binding) -> str:
     """The same base at what the site has now (a uenv's newest version, a module's
     default version), for a kernel whose own base is gone."""
-    if binding.kind not in KINDS:
-        return binding.label
-    return kind_module(binding.kind).current_spec(binding)
+    return exact_spec(binding) if binding.kind not in KINDS else \
+        _hook(binding.kind, "current_spec", exact_spec)(binding)
 
 
 def missing(binding: Binding) -> Optional[str]:

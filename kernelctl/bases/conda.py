@@ -47,22 +47,10 @@ def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
     return f"recipes cannot name a {recipe.kind} base"
 
 
-def start_hint(binding: Binding) -> str:
-    return "Make a kernel for this session with kernelctl create."
-
-
 def unavailable_message(base: Base, rebuild: str) -> str:
     return (f"kernelctl: the conda environment this kernel was built on "
             f"({base.binding_extra['conda_prefix']}) is gone or no longer has its Python. "
             f"Rebuild the kernel on another one, with its packages: {rebuild} --base conda:PREFIX")
-
-
-def exact_spec(binding: Binding) -> str:
-    return binding.label
-
-
-def current_spec(binding: Binding) -> str:
-    return binding.label
 
 
 def mismatch(binding: Binding, session: "Session") -> Optional[str]:

@@ -93,10 +93,6 @@ def exact_spec(binding: Binding) -> str:
     return "container"
 
 
-def current_spec(binding: Binding) -> str:
-    return "container"
-
-
 def mismatch(binding: Binding, session: "Session") -> Optional[str]:
     """Why this session's container is not the kernel's image."""
     if not isinstance(binding, PythonBinding) or binding.kind != "container":

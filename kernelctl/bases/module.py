@@ -56,19 +56,11 @@ def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
     return None
 
 
-def start_hint(binding: Binding) -> str:
-    return "Make a kernel for this session with kernelctl create."
-
-
 def unavailable_message(base: Base, rebuild: str) -> str:
     return (f"kernelctl: this kernel's modules ({base.label}) cannot be loaded in this "
             "session: a version was retired, or Lmod is not reachable. In a terminal, "
             "`module load` them to see why, or rebuild the kernel on what the site has "
             f"now, with its packages: {rebuild}")
-
-
-def exact_spec(binding: Binding) -> str:
-    return binding.label
 
 
 def current_spec(binding: Binding) -> str:

@@ -60,10 +60,6 @@ def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
     return f"recipes cannot name a {recipe.kind} base"
 
 
-def start_hint(binding: Binding) -> str:
-    return "Make a kernel for this session with kernelctl create."
-
-
 def unavailable_message(base: Base, rebuild: str) -> str:
     if base.base_env:
         return (f"kernelctl: the environment this kernel was built on ({base.base_env}) "
@@ -71,14 +67,6 @@ def unavailable_message(base: Base, rebuild: str) -> str:
                 f"missing. Rebuild the kernel on what is there now: {rebuild} --base BASE")
     return (f"kernelctl: the Python this kernel's environment was built on ({base.python}) "
             f"cannot run here. Rebuild it: {rebuild} --base BASE")
-
-
-def exact_spec(binding: Binding) -> str:
-    return binding.label
-
-
-def current_spec(binding: Binding) -> str:
-    return binding.label
 
 
 def mismatch(binding: Binding, session: "Session") -> Optional[str]:
