@@ -45,8 +45,15 @@ def complete_bases(incomplete: str) -> List[str]:
         names = [recipe.name for recipe in all_recipes(os.environ)]
     except Exception:
         names = []
-    forms = ["system", "container", "python:", "uenv:", "module:", "conda:"]
-    return [name for name in sorted(names) + forms if name.startswith(incomplete)]
+    from kernelctl.bases import spec_forms
+
+    return [name for name in sorted(names) + spec_forms() if name.startswith(incomplete)]
+
+
+def _base_forms() -> list:
+    from kernelctl.bases import spec_forms
+
+    return spec_forms()
 
 
 def kernelctl_home() -> Path:
@@ -500,8 +507,8 @@ def list_recipes(
 def show_recipe(
     name: str = typer.Argument(..., help="Recipe name, as `kernelctl recipes list` shows it.",
                                autocompletion=lambda incomplete: [
-                                   b for b in complete_bases(incomplete) if not b.endswith(":")
-                                   and b not in ("system", "container")]),
+                                   b for b in complete_bases(incomplete)
+                                   if b not in _base_forms()]),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """One recipe in full: where its file is, what it loads, why it cannot be used here."""

@@ -175,7 +175,8 @@ def _python(target: KernelCommand) -> str:
 
 
 def _uenv_of(binding: Optional[Binding]) -> Optional[str]:
-    if binding is None or not (binding.kind == "uenv" or binding.digest):
+    # A kernel of any kind that needs a uenv names it (binding.image) and its digest.
+    if binding is None or not (binding.image or binding.digest):
         return None
     return str(UenvLabel(binding.image or binding.name, binding.version, binding.tag))
 

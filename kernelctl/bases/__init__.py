@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     from kernelctl.inventory import Session
     from kernelctl.probe import Interpreter
 
-KINDS = ("python", "uenv", "module", "conda", "container")
+# The registry: each kind's module name, and the --base forms it claims (what shell
+# completion offers without importing the kinds).
+KINDS = {"python": ("system", "python:"), "uenv": ("uenv:",), "module": ("module:",),
+         "conda": ("conda:",), "container": ("container",)}
+
+
+def spec_forms() -> list:
+    return [form for forms in KINDS.values() for form in forms]
 BASE_FORMS = ("a recipe name (e.g. prgenv-gnu), uenv:NAME[/VERSION][:TAG], "
               "module:NAME[/VERSION][,NAME...], conda:PREFIX, container, python:PATH or system")
 
