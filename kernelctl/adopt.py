@@ -23,9 +23,9 @@ from kernelctl.environment import kernel_env, own_bin, pip_options
 from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.kernelspec import (
     LAUNCHER,
-    LOGO_FILES,
     ORIGINAL_SPEC,
     build_spec,
+    carry_kernelspec_files,
     check_only_kernelspec,
     check_kernel_name,
     install_staged,
@@ -219,8 +219,5 @@ def _installed(root: Path) -> dict:
 def _keep_original(kernel_dir: Path, staged: Path) -> None:
     """A hand-made kernelspec, fixed: its logos and other kernelspec files carried, its
     kernel.json kept as ORIGINAL_SPEC so the user can go back."""
-    source = kernel_dir_target(kernel_dir)
-    for name in ("kernel.js", "kernel.css", *LOGO_FILES):
-        if os.path.isfile(source / name):
-            shutil.copyfile(source / name, staged / name)
-    shutil.copyfile(source / "kernel.json", staged / ORIGINAL_SPEC)
+    carry_kernelspec_files(kernel_dir, staged)
+    shutil.copyfile(kernel_dir_target(kernel_dir) / "kernel.json", staged / ORIGINAL_SPEC)

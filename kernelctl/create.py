@@ -34,7 +34,12 @@ from kernelctl.kernelspec import (
     launcher_script,
     stage_kernel,
 )
-from kernelctl.ownership import half_made_venv, kernel_dir_target, retire_venv, venv_verdict
+from kernelctl.ownership import (
+    check_venvs_may_go,
+    half_made_venv,
+    kernel_dir_target,
+    retire_venv,
+)
 from kernelctl.model import KernelInfo, Status
 from kernelctl.paths import check_writable, same_path
 from kernelctl.probe import probe
@@ -42,9 +47,9 @@ from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_re
 from kernelctl.redact import redact
 from kernelctl.transaction import (
     Transaction,
-    aside_name,
     locks,
     make_dirs,
+    move_aside,
     stop_signals_raise,
     sweep_leftovers,
 )
@@ -106,7 +111,7 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
         retiring = [v for v in dict.fromkeys([_venv_of_kernel(kernel_dir), venv_root])
                     if v is not None and v != build_at]
         with locks(home, (), [v for v in [build_at, *retiring] if v != venv_root]):
-            _check_may_go(retiring, kernel_dir, request, env)  # before the build, not after
+            check_venvs_may_go(retiring, kernel_dir, env, request.delete_user_files)
             staged, kernel = build_kernel(request, base, name, build_at, kernel_dir, env,
                                           progress, notice, tx)
             if os.path.lexists(kernel_dir):
@@ -118,18 +123,6 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
                 if kept:
                     notice(kept)
     return kernel
-
-
-def _check_may_go(venvs: list, kernel_dir: Path, request: CreateRequest,
-                  env: Mapping[str, str]) -> None:
-    """Refuse now, when a venv that --force would delete holds the user's files."""
-    if not any(os.path.isdir(v) for v in venvs):
-        return
-    from kernelctl.inventory import find_kernels
-
-    kernels = find_kernels(env, include_shadowed=True)
-    for venv in venvs:
-        venv_verdict(venv, kernel_dir, kernel_dir.name, kernels, request.delete_user_files)
 
 
 def _venv_of_kernel(kernel_dir: Path) -> Optional[Path]:
@@ -183,7 +176,7 @@ def _make_room_for_venv(venv_root: Path, kernel_dir: Path, request: CreateReques
     if os.path.isdir(venv_root) and not os.path.islink(venv_root):
         record = read_record(venv_root)
         if not os.listdir(venv_root):
-            tx.moved_aside(venv_root, aside_name(venv_root, venv_root.parent))
+            move_aside(venv_root, tx)
             return venv_root
         if record is not None:
             _check_not_in_use(venv_root, kernel_dir, env)
@@ -193,7 +186,7 @@ def _make_room_for_venv(venv_root: Path, kernel_dir: Path, request: CreateReques
                                 "Pass --force to rebuild it, or choose another --name/--venv.")
             return free_path_beside(venv_root)
         if half_made_venv(venv_root):  # left by a create that was killed (we hold its lock)
-            tx.moved_aside(venv_root, aside_name(venv_root, venv_root.parent))
+            move_aside(venv_root, tx)
             return venv_root
     raise KernelctlError(
         f"{venv_root} exists and was not made by kernelctl; it will not be touched",

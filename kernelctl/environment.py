@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 from kernelctl.bases import Base
-from kernelctl.errors import DISK_FULL_HINT, CommandFailed, KernelctlError, disk_full_error
+from kernelctl.errors import CommandFailed, DiskFull, KernelctlError
 from kernelctl.installers import PIP_VARIABLES, hide_credentials
 from kernelctl.proc import run
 from kernelctl.redact import has_credentials, redact
@@ -127,12 +127,10 @@ def install_packages(venv: Venv, requested: Sequence[str], requirement_files: Se
             Path(private, "requirements.txt").write_text("".join(f"{r}\n" for r in secret))
         try:
             _install(venv, requested, requirement_files, options, {**env, **hidden}, also, uv)
-        except KernelctlError as exc:
-            if exc.hint != DISK_FULL_HINT or "mounted at" in exc.message:
+        except DiskFull as exc:  # pip only says "No space left": name where the venv is
+            if exc.where:
                 raise
-            # pip only says "No space left": name the filesystem the venv is on.
-            raise disk_full_error("installing packages", exc.message.split(": ", 1)[-1],
-                                  str(venv.root)) from exc
+            raise exc.on(str(venv.root)) from exc
 
 
 def _install(venv: Venv, requested: Sequence[str], requirement_files: Sequence[Path],

@@ -60,11 +60,23 @@ NOT_WRITABLE_HINT = (
 )
 
 
-def disk_full_error(what: str, detail: str, where: Optional[str] = None) -> KernelctlError:
-    """`where`: a path on the filesystem that filled up, named with its mount point."""
-    place = f" (on the filesystem mounted at {mount_point(where)})" if where else ""
-    return KernelctlError(f"ran out of disk space or quota while {what}{place}: {detail}",
-                          DISK_FULL_HINT)
+class DiskFull(KernelctlError):
+    """A full disk or quota; `where`, when known, is a path on the filesystem that filled
+    up (pip only says "No space left": its caller knows where it was writing)."""
+
+    def __init__(self, what: str, detail: str, where: Optional[str] = None) -> None:
+        place = f" (on the filesystem mounted at {mount_point(where)})" if where else ""
+        super().__init__(f"ran out of disk space or quota while {what}{place}: {detail}",
+                         DISK_FULL_HINT)
+        self.what, self.detail, self.where = what, detail, where
+
+    def on(self, where: str) -> "DiskFull":
+        """The same error, naming the filesystem of `where`."""
+        return DiskFull(self.what, self.detail, where)
+
+
+def disk_full_error(what: str, detail: str, where: Optional[str] = None) -> DiskFull:
+    return DiskFull(what, detail, where)
 
 
 def mount_point(path: str) -> str:

@@ -6,7 +6,6 @@ import errno
 import os
 import re
 import shutil
-import uuid
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -153,6 +152,18 @@ def stage_kernel(kernels: Path, name: str, spec: KernelSpec, logo_dir: Optional[
     return staging
 
 
+# The files of a kernel dir a user may have customised, carried when it is remade.
+CARRIED_FILES = ("kernel.js", "kernel.css", *LOGO_FILES)
+
+
+def carry_kernelspec_files(kernel_dir: Path, staged: Path) -> None:
+    """Copy the old kernel's own logos, kernel.js and kernel.css into its replacement."""
+    source = kernel_dir_target(kernel_dir)
+    for name in CARRIED_FILES:
+        if os.path.isfile(source / name):
+            shutil.copyfile(source / name, staged / name)
+
+
 def staging_dir(kernels: Path, name: str) -> Path:
     """Beside the kernels dir (Jupyter lists every subdirectory of it), unless that is
     another filesystem: then inside it, under a name Jupyter rejects ('~')."""
@@ -164,7 +175,7 @@ def staging_dir(kernels: Path, name: str) -> Path:
         same_device = False
     if same_device:
         return aside_name(Path(name), real.parent, "new")
-    return real / f".kernelctl~new-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return aside_name(Path(name), real, "new", inside_kernels=True)
 
 
 def ipykernel_logos(ipykernel_location: Optional[str]) -> Optional[Path]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import string
@@ -166,6 +165,8 @@ def is_template(stored: str) -> bool:
 
 
 def env_digest(stored: str) -> str:
+    import hashlib  # only where kernel.json is written or compared: not on --help's path
+
     return hashlib.sha256(stored.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 

@@ -151,6 +151,20 @@ def venv_verdict(venv: Optional[Path], kernel_dir: Path, name: str,
     return VenvVerdict(True)
 
 
+def check_venvs_may_go(venvs: Iterable[Path], kernel_dir: Path, env: Mapping[str, str],
+                       delete_user_files: bool = False) -> None:
+    """Before building a replacement: refuse now, not after the build, when a venv the
+    switch would retire holds the user's files."""
+    venvs = [v for v in venvs if os.path.isdir(v)]
+    if not venvs:
+        return
+    from kernelctl.inventory import find_kernels
+
+    kernels = find_kernels(env, include_shadowed=True)
+    for venv in venvs:
+        venv_verdict(venv, kernel_dir, kernel_dir.name, kernels, delete_user_files)
+
+
 def half_made_venv(venv: Path) -> bool:
     """A venv a dead run was making: kernelctl's incomplete marker or its record, and
     no kernel uses it. What the sweep may delete."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
@@ -24,14 +23,12 @@ from kernelctl.create import (
     free_path_beside,
 )
 from kernelctl.errors import KernelctlError, disk_errors
-from kernelctl.kernelspec import install_staged
+from kernelctl.kernelspec import carry_kernelspec_files, install_staged
 from kernelctl.model import METADATA_KEY, KernelInfo, KernelSpec, Status, env_digest
 from kernelctl.ownership import (
-    LOGO_FILES,
     check_only_kernelspec,
-    kernel_dir_target,
+    check_venvs_may_go,
     retire_venv,
-    venv_verdict,
 )
 from kernelctl.proc import run
 from kernelctl.record import read_record, write_record
@@ -88,7 +85,7 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
         kernel = _again_under_lock(kernel, env)
         old_venv = _rebuildable(kernel)
         check_only_kernelspec(kernel.resource_dir, "replace")
-        _check_venv_may_go(old_venv, kernel, request, env)
+        check_venvs_may_go([old_venv], kernel.resource_dir, env, request.delete_user_files)
         new_venv = free_path_beside(old_venv)
         create = CreateRequest(base=base.spec, name=kernel.name,
                                display_name=kernel.display_name, venv=new_venv, packages=keep,
@@ -112,7 +109,6 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
 
 # What the kernel.json of a kernelctl Python kernel holds beside its launcher.
 KERNEL_ARGV_TAIL = ("-f", "{connection_file}")
-CARRIED_FILES = ("kernel.js", "kernel.css", *LOGO_FILES)
 
 
 def carry_user_changes(old: KernelInfo, made: KernelInfo, staged: Path,
@@ -134,10 +130,7 @@ def carry_user_changes(old: KernelInfo, made: KernelInfo, staged: Path,
     other = {**old_spec.other, **new_spec.other}
     spec = replace(new_spec, argv=tuple(argv), env=env, metadata=metadata, other=other)
     (staged / "kernel.json").write_text(spec.to_text())
-    source = kernel_dir_target(old.resource_dir)
-    for name in CARRIED_FILES:
-        if os.path.isfile(source / name):
-            shutil.copyfile(source / name, staged / name)
+    carry_kernelspec_files(old.resource_dir, staged)
     if carried:
         notice(f"kept from the old kernel.json: {', '.join(carried)}")
     if lost:
@@ -182,15 +175,6 @@ def _again_under_lock(kernel: KernelInfo, env: Mapping[str, str]) -> KernelInfo:
             return now
     raise KernelctlError(f"the kernel '{kernel.name}' was removed meanwhile; nothing was "
                          "changed", "kernelctl list shows the kernels there are now.")
-
-
-def _check_venv_may_go(venv: Path, kernel: KernelInfo, request: RebuildRequest,
-                       env: Mapping[str, str]) -> None:
-    """Refuse before building, not after, when the old venv holds the user's files."""
-    from kernelctl.inventory import find_kernels
-
-    venv_verdict(venv, kernel.resource_dir, kernel.name, find_kernels(env, include_shadowed=True),
-                 request.delete_user_files)
 
 
 def _remember(venv: Path, from_base: tuple) -> None:

@@ -24,11 +24,15 @@ class KernelCommand:
     launcher: tuple  # [shell, launcher, RUN_FLAG]: put the command after it
     spec_env: dict  # kernel.json's env as stored (jupyter_client's `$` syntax)
 
-    def env(self, session: Mapping[str, str]) -> dict:
-        """The session's environment updated with kernel.json's, as jupyter_client does it
-        (string.Template.safe_substitute against the session)."""
+    def values(self, session: Mapping[str, str]) -> dict:
+        """kernel.json's env as Jupyter gives it to the kernel from `session` (`$$` a
+        literal `$`, `${VAR}` filled in), plus KERNELCTL_KERNEL."""
         values = {key: expand(value, session) for key, value in self.spec_env.items()}
-        return {**session, **values, "KERNELCTL_KERNEL": self.kernel.name}
+        return {**values, "KERNELCTL_KERNEL": self.kernel.name}
+
+    def env(self, session: Mapping[str, str]) -> dict:
+        """The session's environment updated with kernel.json's, as jupyter_client does."""
+        return {**session, **self.values(session)}
 
     def argv(self, command: Sequence[str]) -> list:
         return [*self.launcher, *command]

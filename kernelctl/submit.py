@@ -22,7 +22,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from kernelctl import shell
 from kernelctl.binding import Binding
 from kernelctl.errors import CommandFailed, KernelctlError
-from kernelctl.model import Status, expand
+from kernelctl.model import Status
 from kernelctl.proc import completed
 from kernelctl.record import write_atomically
 from kernelctl.textfiles import load_json, parse_json
@@ -105,7 +105,7 @@ def submit(request: SubmitRequest, env: Mapping[str, str], home: Path,
     else:
         command = [_python(target), str(file), *request.script_args]
     uenv_lines, missing = _uenv_lines(uenv, binding, sbatch, env)
-    text = batch_script(target, file, command, uenv_lines, log, request.sbatch_args)
+    text = batch_script(target, file, command, uenv_lines, log, request.sbatch_args, env)
     submission = Submission(target.kernel.name, script, text, log, output)
     if missing:
         submission.notices.append(missing)
@@ -257,7 +257,7 @@ exec {command}
 
 def batch_script(target: KernelCommand, file: Path, command: Sequence[str],
                  uenv_lines: Sequence[str], log: Optional[Path],
-                 sbatch_args: Sequence[str] = ()) -> str:
+                 sbatch_args: Sequence[str] = (), session: Mapping[str, str] = {}) -> str:
     """The job script, every part written by kernelctl.shell: the sbatch options given
     after `--` are in it as #SBATCH lines, so the script alone is what is submitted."""
     kernel = target.kernel
@@ -280,19 +280,13 @@ def batch_script(target: KernelCommand, file: Path, command: Sequence[str],
     if sbatch_args:
         directives.append(shell.directive(sbatch_args))
     where = f"the env of the kernel '{kernel.name}'"
-    exports = {**_literal(target.spec_env), "KERNELCTL_KERNEL": kernel.name}
+    # Filled in from the submitting session, which sbatch hands the job too.
+    exports = target.values(session)
     return SCRIPT.format(
         comments="\n".join(shell.comment(line) for line in comments),
         directives="\n".join(directives),
         exports="\n".join(shell.export(key, value, where) for key, value in exports.items()),
         command=shell.words([*target.launcher, *command], "the job's command"))
-
-
-def _literal(spec_env: Mapping[str, str]) -> dict:
-    """The values as Jupyter would give them to the kernel from this session: `$$` a
-    literal `$`, a user's `${VAR}` template filled in from the submitting environment
-    (sbatch hands the job that environment too)."""
-    return {key: expand(value, os.environ) for key, value in spec_env.items()}
 
 
 def _runner_text() -> str:

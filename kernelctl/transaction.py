@@ -443,8 +443,13 @@ def _still_named(fd: int, path: Path) -> bool:
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
-def aside_name(path: Path, directory: Path, kind: str = "old") -> Path:
-    return directory / f".kernelctl-{kind}-{path.name}-{os.getpid()}-{next(_asides)}"
+def aside_name(path: Path, directory: Path, kind: str = "old",
+               inside_kernels: bool = False) -> Path:
+    """A hidden name for what kernelctl moves aside or stages. Inside a kernels dir
+    (another filesystem left no choice) it holds a '~', which Jupyter rejects in a
+    kernel name, so it is never offered as a kernel."""
+    mark = "~" if inside_kernels else "-"
+    return directory / f".kernelctl{mark}{kind}-{path.name}-{os.getpid()}-{next(_asides)}"
 
 
 def move_aside(path: Path, tx: Transaction, beside: Optional[Path] = None) -> Path:
@@ -459,7 +464,7 @@ def move_aside(path: Path, tx: Transaction, beside: Optional[Path] = None) -> Pa
             raise
         # Another filesystem there: stay in the same directory, under a name Jupyter
         # rejects ('~'), so it is never offered as a kernel.
-        aside = path.with_name(f".kernelctl~old-{path.name}-{os.getpid()}-{next(_asides)}")
+        aside = aside_name(path, path.parent, inside_kernels=True)
         tx.moved_aside(path, aside)
     return aside
 
