@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Tuple
 
 from kernelctl import __version__, shell
-from kernelctl.bases import Base, resolve_base
+from kernelctl.bases import Base, base_of_environment, resolve_base
 from kernelctl.environment import kernel_env, own_bin, pip_options
 from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.kernelspec import (
@@ -171,15 +171,7 @@ def _base_of(root: Path, interpreter: Interpreter, spec: Optional[str],
              env: Mapping[str, str]) -> Base:
     """What the environment stands on: its own conda env, the interpreter under a venv,
     or what the user says (--base module:python3, for a venv made on a module's Python)."""
-    if spec:
-        return resolve_base(spec, env)
-    from kernelctl.bases import conda
-
-    if os.path.isdir(root / "conda-meta"):
-        return conda.conda_base(str(root), env, label=f"conda:{root}")
-    from kernelctl.bases.python import python_base
-
-    return python_base(f"python:{interpreter.base_executable}", interpreter.base_executable, env)
+    return resolve_base(spec, env) if spec else base_of_environment(root, interpreter, env)
 
 
 def _name_for(root: Path) -> str:

@@ -2,20 +2,21 @@
 
 Stored as `metadata.kernelctl` in kernel.json (docs/json.md). One vocabulary for every
 kind of kernel: `image` is the uenv a kernel needs (stored as `uenv`; kernels made before
-it was written carry it as `name` when `kind` is "uenv"), `venv` the environment
-kernelctl made for it. Each kind adds its own fields in a subclass.
+it was written carry it as `name`, with a `mount`), `venv` the environment kernelctl
+made for it. Python and Julia kernels add their fields in a subclass; a base kind's own
+fields (a module base's modulefiles) are `extra`, stored beside the others.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
-from typing import Dict, Optional, Type
+from dataclasses import dataclass, field, fields
+from typing import Mapping, Optional
 
 
 @dataclass(frozen=True)
 class Binding:
-    kind: str  # "python" (an interpreter), "uenv" (a uenv view's Python), "julia"
+    kind: str  # the base kind (kernelctl.bases.kind.KINDS), or "julia"
     name: str = ""
     label: str = ""  # what a human calls the base: prgenv-gnu/24.11:v1, system, julia 1.11
     image: Optional[str] = None  # the uenv it needs, for any kind
@@ -31,21 +32,28 @@ class Binding:
     # The env entries kernelctl wrote, "KEY:digest,...": what a rebuild may set anew;
     # any other entry (or one whose digest no longer matches) is the user's, and carried.
     env_written: Optional[str] = None
+    # The base kind's own fields, and any a newer kernelctl wrote: kept as they are.
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_metadata(cls, data: dict) -> "Binding":
-        """The binding of `data` (string values, as KernelSpec checked), typed by kind."""
+        """The binding of `data` (string values, as KernelSpec checked): a Julia kernel's,
+        or a Python kernel's on any kind of base."""
         kind = data.get("kind") or ""
-        subclass = KINDS.get(kind, Binding)
-        known = {f.name for f in fields(subclass)} - {"image"}
+        subclass = JuliaBinding if kind == JULIA else PythonBinding if kind else Binding
+        known = {f.name for f in fields(subclass)} - {"image", "extra"}
         values = {key: value for key, value in data.items() if key in known}
-        image = data.get("uenv") or (data.get("name") if kind == "uenv" else None)
-        return subclass(**{**values, "kind": kind, "image": image})
+        extra = {key: value for key, value in data.items()
+                 if key not in known and key not in ("kind", "uenv")}
+        # Before `uenv` was written, a uenv kernel's name was its image (and it had a mount).
+        image = data.get("uenv") or (data.get("name") if data.get("mount") else None)
+        return subclass(**{**values, "kind": kind, "image": image, "extra": extra})
 
     def to_metadata(self) -> dict:
         """As stored: no empty fields, `image` under its on-disk name `uenv`."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["uenv"] = data.pop("image")
+        data.update({k: v for k, v in self.extra.items() if k not in data})
         return {key: value for key, value in data.items() if value is not None}
 
     def public(self) -> dict:
@@ -63,12 +71,6 @@ class PythonBinding(Binding):
     recipe: Optional[str] = None
     base_env: Optional[str] = None  # the venv the base interpreter lives in, if any
     layers: Optional[str] = None  # its site-packages, os.pathsep-joined: the kernel needs them
-    modules: Optional[str] = None  # Lmod modules, pinned and comma-separated
-    modulefiles: Optional[str] = None  # their files, os.pathsep-joined
-    lmod: Optional[str] = None
-    modulepath: Optional[str] = None  # MODULEPATH when they were loaded
-    conda_prefix: Optional[str] = None  # the conda env the kernel activates
-    container: Optional[str] = None  # the container image the kernel was made in
 
     def describe(self) -> str:
         """One line: what the environment is built on, never leaving out a layer."""
@@ -94,6 +96,4 @@ class JuliaBinding(Binding):
     nsys: Optional[str] = None
 
 
-KINDS: Dict[str, Type[Binding]] = {kind: PythonBinding for kind in
-                                   ("python", "uenv", "module", "conda", "container")}
-KINDS["julia"] = JuliaBinding
+JULIA = "julia"  # the kind of a Julia kernel's binding (its base is julia itself)

@@ -39,7 +39,7 @@ def complete_kernels(incomplete: str) -> List[str]:
 
 def complete_bases(incomplete: str) -> List[str]:
     """Recipe names and the base forms, for --base."""
-    from kernelctl.recipes import all_recipes
+    from kernelctl.bases.catalogue import all_recipes
 
     try:
         names = [recipe.name for recipe in all_recipes(os.environ)]

@@ -174,11 +174,10 @@ def _image_of(launcher: Path, images: list) -> tuple:
 def _view_with_julia(images: list, env: Mapping[str, str]) -> tuple:
     """The view with julia: the one the uenv's recipe names (recipes/julia.toml:
     `jupyter`) first."""
-    from kernelctl.recipes import recipe_for_uenv
+    from kernelctl.bases import image_view
 
     for image in images:
-        recipe = recipe_for_uenv(image.name, env)
-        preferred = recipe.view if recipe else "jupyter"
+        preferred = image_view(image.name, env) or "jupyter"
         views = sorted(image.views(), key=lambda v: v != preferred)
         for view in views:
             root = image.view_root(view)

@@ -93,7 +93,7 @@ class Renderer:
             recipe = entry.recipe
             usable = "no" if entry.unusable else "yes"
             self.out.write(_recipe_row(recipe.name, recipe.site, recipe.kind, usable,
-                                       recipe.loads))
+                                       entry.loads))
         if any(entry.unusable or entry.recipe is None for entry in entries):
             self.out.write("\n`kernelctl recipes show NAME` says why a recipe cannot be "
                            "used here.\n")
@@ -107,7 +107,7 @@ class Renderer:
             self.out.write(f"recipe {entry.name} ({entry.path}) is invalid: {entry.error}\n")
             return
         lines = [("name", recipe.name), ("site", recipe.site or "-"), ("kind", recipe.kind),
-                 ("description", recipe.description or "-"), ("loads", recipe.loads),
+                 ("description", recipe.description or "-"), ("loads", entry.loads),
                  ("packages", ", ".join(recipe.packages) or "-"),
                  ("offline", "yes (--no-index: the site's wheelhouse)" if recipe.no_index
                   else "no"),

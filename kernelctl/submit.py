@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 from kernelctl import shell
+from kernelctl.bases import job_steps
 from kernelctl.binding import Binding
 from kernelctl.errors import CommandFailed, KernelctlError
 from kernelctl.model import Status
@@ -262,16 +263,14 @@ def batch_script(target: KernelCommand, file: Path, command: Sequence[str],
     after `--` are in it as #SBATCH lines, so the script alone is what is submitted."""
     kernel = target.kernel
     binding = kernel.base
-    modules, conda = getattr(binding, "modules", None), getattr(binding, "conda_prefix", None)
-    steps = (f"loads the modules {modules.replace(',', ' ')}, " if modules else
-             f"activates the conda environment {conda}, " if conda else "")
+    steps = job_steps(binding) if binding else ""
     comments = [
         f"Written by `kernelctl submit` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.",
         f"Runs {' '.join(command[1:])}",
         f"in the environment of the Jupyter kernel '{kernel.name}' ({kernel.display_name}),",
         f"built on {binding.label if binding else 'its base'}. Needs nothing of kernelctl: "
         "the kernel's own launcher (last line)",
-        f"{steps}checks that the base is here, then runs the command."]
+        f"{steps + ', ' if steps else ''}checks that the base is here, then runs the command."]
     job_name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{kernel.name}-{file.stem}")
     directives = [shell.directive([f"--job-name={job_name}"]), *uenv_lines]
     if log:

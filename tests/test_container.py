@@ -92,7 +92,7 @@ def test_no_container_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(container, "session_container", lambda env: None)
     with pytest.raises(KernelctlError) as raised:
-        container.resolve("container", dict(os.environ))
+        container.KIND.resolve("container", dict(os.environ))
     assert "does not run in a container" in raised.value.message
     assert "--base system" in raised.value.hint
 

@@ -12,7 +12,8 @@ from kernelctl.kernelspec import check_kernel_name
 from kernelctl.model import KernelSpec
 from kernelctl.paths import path_list
 from kernelctl.probe import _interpreter
-from kernelctl.recipes import _from_dict
+from kernelctl.bases.catalogue import base_fields
+from kernelctl.recipes import parse
 from kernelctl.record import RECORD_FORMAT, _migrate
 from kernelctl.redact import redact
 from kernelctl.uenv import MountedUenv, UenvLabel
@@ -119,10 +120,10 @@ def recipe(**changes) -> dict:
 ])
 def test_recipe_from_dict(data, problem):
     if problem is None:
-        assert _from_dict(data, Path("r.toml")).packages == ("six",)
+        assert parse(data, Path("r.toml"), base_fields).packages == ("six",)
         return
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
-        _from_dict(data, Path("r.toml"))
+        parse(data, Path("r.toml"), base_fields)
 
 
 def record(**changes) -> dict:

@@ -1,27 +1,22 @@
 """What a new environment is built on (`--base`): one module per kind of base.
 
-A kind module (KINDS) offers:
-- `claims(spec) -> bool`: whether `--base SPEC` is written in its form (`uenv:...`);
-- `resolve(spec, env) -> Base`, and `from_recipe(recipe, env) -> Base` for recipes of
-  its kind: the interpreter, the image, what the base puts on PYTHONPATH;
-- `mismatch(binding, session) -> str | None`: why a kernel bound to such a base cannot
-  run in this session (another image mounted, another container), for `list` and
-  `doctor`; `missing(binding) -> str | None`: what the base lost for good (a layered
-  venv deleted, a modulefile retired), which makes the kernel broken.
-Base.binding() is what a kernel records of its base. Only what `list` needs is imported
-here; resolving imports the probe and the recipes when it runs.
+A kind is a `kernelctl.bases.kind.BaseKind` (its module's KIND) and a line in the
+registry (`kind.KINDS`); this module is what commands ask: resolve a --base, find the
+base that fits a session, and what a kernel's base means here (mismatch, missing, the
+notebook's words, the --base a rebuild uses). Base.binding() is what a kernel records
+of its base. Only what `list` needs is imported here; resolving imports the probe and
+the recipes when it runs.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
-from types import ModuleType
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Mapping, Optional, Tuple
 
+from kernelctl.bases.kind import MAKE_ONE, claimer, in_detect_order, kind, known, spec_forms
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
 
@@ -29,21 +24,21 @@ if TYPE_CHECKING:
     from kernelctl.inventory import Session
     from kernelctl.probe import Interpreter
 
-# The registry: each kind's module name, and the --base forms it claims (what shell
-# completion offers without importing the kinds).
-KINDS = {"python": ("system", "python:"), "uenv": ("uenv:",), "module": ("module:",),
-         "conda": ("conda:",), "container": ("container",)}
-
-
-def spec_forms() -> list:
-    return [form for forms in KINDS.values() for form in forms]
+__all__ = ["Base", "resolve_base", "default_base", "base_of_environment", "mismatch",
+           "missing", "start_hint", "unavailable_message", "exact_spec", "current_spec",
+           "job_steps", "image_view", "checked_probe", "spec_forms"]
+# A uenv is the one base any kernel may need besides its own (a Julia kernel in a
+# uenv's view, a container kernel started in a uenv): `binding.image` names it.
+IMAGE_KIND = "uenv"
+# Any Python kernel may be layered on a venv: this kind says what that needs.
+LAYER_KIND = "python"
 BASE_FORMS = ("a recipe name (e.g. prgenv-gnu), uenv:NAME[/VERSION][:TAG], "
               "module:NAME[/VERSION][,NAME...], conda:PREFIX, container, python:PATH or system")
 
 
 @dataclass(frozen=True)
 class Base:
-    kind: str  # a module of KINDS
+    kind: str  # its kind's name (kind.KINDS)
     name: str
     label: str  # what a human calls it: prgenv-gnu/24.11:v1, system, python:/opt/bin/python3
     python: str  # the interpreter as the user reaches it; never symlink-resolved
@@ -85,7 +80,7 @@ class Base:
     def display_name(self, kernel_name: str) -> str:
         """What JupyterLab's launcher shows: the base, and the kernel's name unless it is
         the base's default one, so two kernels on one base never look the same."""
-        shown = self.base_env or (self.python if self.kind == "python" and self.name != "system"
+        shown = self.base_env or (self.python if self.label.startswith("python:")
                                    else self.label)
         mine = "" if kernel_name == self.default_kernel_name else f" · {kernel_name}"
         return f"Python {self.interpreter.major_minor} ({shown}){mine}"
@@ -103,7 +98,8 @@ class Base:
             version=self.version, tag=self.tag, view=self.view, digest=self.digest,
             mount=self.mount, recipe=self.recipe, python=self.python,
             python_version=self.interpreter.version, base_env=self.base_env,
-            layers=os.pathsep.join(self.layers) or None, **self.binding_extra)
+            layers=os.pathsep.join(self.layers) or None,
+            extra={k: v for k, v in self.binding_extra.items() if v is not None})
 
     def frozen(self, env: Mapping[str, str]) -> dict:
         """What kernel.json's environment is made from: the launcher loads the base
@@ -121,128 +117,124 @@ class Base:
     @property
     def spec(self) -> str:
         """A --base that names this base again."""
-        return {"uenv": f"uenv:{self.label}", "container": "container"}.get(self.kind, self.label)
+        return kind(self.kind).exact_spec(self.binding())
 
     def describe(self) -> str:
         return self.binding().describe()
 
 
-def kind_module(kind: str) -> ModuleType:
-    if kind not in KINDS:
-        raise KernelctlError(f"unknown base kind '{kind}'", f"Base kinds: {', '.join(KINDS)}.")
-    return importlib.import_module(f"kernelctl.bases.{kind}")
-
-
 def resolve_base(spec: str, env: Mapping[str, str]) -> Base:
     spec = spec.strip()
-    for kind in KINDS:
-        module = kind_module(kind)
-        if module.claims(spec):
-            return module.resolve(spec, env)
-    from kernelctl import recipes
+    its_kind = claimer(spec)
+    if its_kind is not None:
+        return its_kind.resolve(spec, env)
+    from kernelctl.bases.catalogue import all_recipes, find_recipe
 
-    recipe = recipes.find_recipe(spec, env) if re.fullmatch(r"[A-Za-z0-9_.-]+", spec) else None
+    recipe = find_recipe(spec, env) if re.fullmatch(r"[A-Za-z0-9_.-]+", spec) else None
     if recipe is None:
-        known = ", ".join(r.name for r in recipes.all_recipes(env)) or "none"
+        names = ", ".join(r.name for r in all_recipes(env)) or "none"
         raise KernelctlError(f"unknown base '{spec}'",
-                             f"--base takes {BASE_FORMS}. Recipes here: {known}.")
-    base = kind_module(recipe.kind).from_recipe(recipe, env)
+                             f"--base takes {BASE_FORMS}. Recipes here: {names}.")
+    base = kind(recipe.kind).from_recipe(recipe, env)
     return replace(base, recipe=recipe.name, no_index=recipe.no_index)
 
 
 def default_base(env: Mapping[str, str]) -> Tuple[Base, str]:
-    """The base that fits this session, and why, in this order: a mounted uenv with a
-    Python view, an identified container image, loaded Lmod modules that provide
-    python3, an active conda env, an active venv (layered), else python3 on PATH."""
-    from kernelctl import uenv as uenv_facts
-    from kernelctl.containers import session_container
-    from kernelctl.paths import path_list
-
-    for mounted in uenv_facts.session_uenvs(env):
-        for view in mounted.active_views:
-            root = mounted.view_root(view)
-            if root is not None and os.access(root / "bin" / "python3", os.X_OK):
-                return (resolve_base(f"uenv:{mounted.name}", env), f"the uenv {mounted.name} "
-                        f"is mounted with the view {view}, which has python3")
-    container = session_container(env)
-    if container is not None and container.image:
-        return (resolve_base("container", env),
-                f"this session runs in the container {container.label}")
-    passed_over = ""
-    loaded = path_list(env.get("LOADEDMODULES"))
-    if loaded:
+    """The base that fits this session, and why: each kind looks for its own, in their
+    order (a mounted uenv with a Python view, an identified container image, loaded Lmod
+    modules that provide python3, an active conda env, an active venv, python3 on PATH).
+    A base that is there and cannot be used is passed over, and the choice says so."""
+    passed_over = []
+    for each in in_detect_order():
         try:
-            return (resolve_base("module:" + ",".join(loaded), env),
-                    f"these modules are loaded and provide python3: {', '.join(loaded)}")
+            found = each.detect(env)
         except KernelctlError as exc:
-            passed_over = f" (the loaded modules were passed over: {exc.message})"
-    conda = env.get("CONDA_PREFIX")
-    if conda and os.path.isdir(os.path.join(conda, "conda-meta")):
-        return resolve_base(f"conda:{conda}", env), f"the conda env {conda} is active{passed_over}"
-    venv = env.get("VIRTUAL_ENV")
-    if venv and os.access(os.path.join(venv, "bin", "python"), os.X_OK):
-        return (resolve_base(f"python:{os.path.join(venv, 'bin', 'python')}", env),
-                f"the venv {venv} is active; its packages are layered on{passed_over}")
-    return resolve_base("system", env), f"python3 on PATH (no uenv, container, modules or " \
-        f"active environment in this session){passed_over}"
+            passed_over.append(exc.message)
+            continue
+        if found is not None:
+            base, why = found
+            return base, why + "".join(f" ({note})" for note in passed_over)
+    raise KernelctlError("no base fits this session",
+                         f"Name one with --base: {BASE_FORMS}.")
+
+
+def base_of_environment(root: Path, interpreter: "Interpreter",
+                        env: Mapping[str, str]) -> Base:
+    """What an environment made by hand stands on (`adopt`): the first kind that
+    recognises it (a conda env is its own base), else the interpreter under it."""
+    for each in in_detect_order():
+        base = each.environment_base(root, interpreter, env)
+        if base is not None:
+            return base
+    raise KernelctlError(f"kernelctl cannot tell what {root} is built on",
+                         "Say it with --base.")
+
+
+def image_view(image: str, env: Mapping[str, str]) -> Optional[str]:
+    """The view the recipe of a uenv image names (recipes/julia.toml: jupyter)."""
+    from kernelctl.bases.catalogue import recipe_where
+
+    recipe = recipe_where(env, IMAGE_KIND, uenv=image)
+    return recipe.base["view"] if recipe else None
+
+
+def _kinds_of(binding: Binding, also: str) -> list:
+    """The kinds that may have something to say about a kernel: its own (when this
+    kernelctl knows it) and `also`, in a stable order."""
+    return [k for k in (known(name) for name in sorted({also, binding.kind})) if k]
 
 
 def mismatch(binding: Binding, session: "Session") -> Optional[str]:
-    """Why this session (its uenvs, its container) cannot run a kernel with `binding`.
-    A uenv may be needed by any kind of kernel (Julia too)."""
-    kinds = {"uenv", binding.kind} & set(KINDS)
-    for kind in sorted(kinds):
-        why = kind_module(kind).mismatch(binding, session)
+    """Why this session (its uenvs, its container) cannot run a kernel with `binding`."""
+    for each in _kinds_of(binding, IMAGE_KIND):
+        why = each.mismatch(binding, session)
         if why:
             return why
     return None
 
 
-MAKE_ONE = "Make a kernel for this session with kernelctl create."
+def missing(binding: Binding) -> Optional[str]:
+    """What a kernel's base lost for good (a retired modulefile, a deleted layer)."""
+    for each in _kinds_of(binding, LAYER_KIND):
+        why = each.missing(binding)
+        if why:
+            return why
+    return None
 
 
-def _hook(kind: str, name: str, default: Callable) -> Callable:
-    """A kind's own function, or the default every kind gets: a kind module defines
-    only what differs (start_hint, exact_spec, current_spec)."""
-    return getattr(kind_module(kind), name, default)
 
 
 def start_hint(binding: Binding, session: "Session") -> str:
     """How to use a mismatched kernel as it is: the words of the kind that found the
     mismatch (start JupyterLab with that uenv, in that container)."""
-    for kind in sorted({"uenv", binding.kind} & set(KINDS)):
-        if kind_module(kind).mismatch(binding, session):
-            return _hook(kind, "start_hint", lambda b: MAKE_ONE)(binding)
+    for each in _kinds_of(binding, IMAGE_KIND):
+        if each.mismatch(binding, session):
+            return each.start_hint(binding)
     return MAKE_ONE
 
 
 def unavailable_message(base: Base, rebuild: str) -> str:
     """What the notebook says when this kernel's base cannot run in a session."""
-    return kind_module(base.kind).unavailable_message(base, rebuild)
+    return kind(base.kind).unavailable_message(base, rebuild)
 
 
 def exact_spec(binding: Binding) -> str:
     """The --base that names a kernel's base exactly (pinned versions)."""
-    if binding.kind not in KINDS:
-        return binding.label
-    return _hook(binding.kind, "exact_spec", lambda b: b.label)(binding)
+    its_kind = known(binding.kind)
+    return its_kind.exact_spec(binding) if its_kind else binding.label
 
 
 def current_spec(binding: Binding) -> str:
     """The same base at what the site has now (a uenv's newest version, a module's
     default version), for a kernel whose own base is gone."""
-    return exact_spec(binding) if binding.kind not in KINDS else \
-        _hook(binding.kind, "current_spec", exact_spec)(binding)
+    its_kind = known(binding.kind)
+    return its_kind.current_spec(binding) if its_kind else binding.label
 
 
-def missing(binding: Binding) -> Optional[str]:
-    """What a kernel's base lost for good (see the kind modules' `missing`)."""
-    kinds = {"python", binding.kind} & set(KINDS)  # any Python kernel may be layered
-    for kind in sorted(kinds):
-        why = kind_module(kind).missing(binding)
-        if why:
-            return why
-    return None
+def job_steps(binding: Binding) -> str:
+    """What a batch job's launcher does for the kernel's base, in words."""
+    its_kind = known(binding.kind)
+    return its_kind.job_steps(binding) if its_kind else ""
 
 
 def checked_probe(python: Path, env: Mapping[str, str]) -> "Interpreter":

@@ -14,54 +14,58 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Tuple
 
 from kernelctl import shell
 from kernelctl.bases import Base
-from kernelctl.binding import Binding, PythonBinding
+from kernelctl.bases.kind import BaseKind
+from kernelctl.binding import Binding
 from kernelctl.errors import KernelctlError
 from kernelctl.textfiles import load_json
 
 if TYPE_CHECKING:
-    from kernelctl.inventory import Session
-    from kernelctl.recipes import Recipe
+    from kernelctl.probe import Interpreter
 
 PREFIX = "conda:"
 
 
-def claims(spec: str) -> bool:
-    return spec.startswith(PREFIX)
+class CondaKind(BaseKind):
+    detect_order = 40
+
+    def resolve(self, spec: str, env: Mapping[str, str]) -> Base:
+        prefix = Path(os.path.abspath(os.path.expanduser(spec[len(PREFIX):].strip())))
+        return conda_base(str(prefix), env, label=PREFIX + str(prefix))
+
+    def detect(self, env: Mapping[str, str]) -> Optional[Tuple[Base, str]]:
+        prefix = env.get("CONDA_PREFIX")
+        if prefix and os.path.isdir(os.path.join(prefix, "conda-meta")):
+            return self.resolve(PREFIX + prefix, env), f"the conda env {prefix} is active"
+        return None
+
+    def environment_base(self, root: Path, interpreter: "Interpreter",
+                         env: Mapping[str, str]) -> Optional[Base]:
+        """A conda env is its own base: adopting it activates it at each start."""
+        if os.path.isdir(root / "conda-meta"):
+            return conda_base(str(root), env, label=f"{PREFIX}{root}")
+        return None
+
+    def unavailable_message(self, base: Base, rebuild: str) -> str:
+        return (f"kernelctl: the conda environment this kernel was built on "
+                f"({base.binding_extra['conda_prefix']}) is gone or no longer has its "
+                f"Python. Rebuild the kernel on another one, with its packages: {rebuild} "
+                "--base conda:PREFIX")
+
+    def missing(self, binding: Binding) -> Optional[str]:
+        prefix = binding.extra.get("conda_prefix")
+        if prefix and not os.path.isdir(os.path.join(prefix, "conda-meta")):
+            return f"the conda environment it was built on ({prefix}) is gone"
+        return None
+
+    def job_steps(self, binding: Binding) -> str:
+        return f"activates the conda environment {binding.extra.get('conda_prefix')}"
 
 
-def resolve(spec: str, env: Mapping[str, str]) -> Base:
-    prefix = Path(os.path.abspath(os.path.expanduser(spec[len(PREFIX):].strip())))
-    return conda_base(str(prefix), env, label=PREFIX + str(prefix))
-
-
-def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
-    raise KernelctlError(f"recipe {recipe.path} has base.kind 'conda', which recipes "
-                         "cannot name", "Use --base conda:PREFIX.")
-
-
-def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
-    return f"recipes cannot name a {recipe.kind} base"
-
-
-def unavailable_message(base: Base, rebuild: str) -> str:
-    return (f"kernelctl: the conda environment this kernel was built on "
-            f"({base.binding_extra['conda_prefix']}) is gone or no longer has its Python. "
-            f"Rebuild the kernel on another one, with its packages: {rebuild} --base conda:PREFIX")
-
-
-def mismatch(binding: Binding, session: "Session") -> Optional[str]:
-    return None
-
-
-def missing(binding: Binding) -> Optional[str]:
-    prefix = binding.conda_prefix if isinstance(binding, PythonBinding) else None
-    if prefix and not os.path.isdir(os.path.join(prefix, "conda-meta")):
-        return f"the conda environment it was built on ({prefix}) is gone"
-    return None
+KIND = CondaKind()
 
 
 def conda_base(prefix: str, env: Mapping[str, str], label: str,

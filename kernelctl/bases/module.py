@@ -11,77 +11,95 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from kernelctl import shell
 from kernelctl.bases import Base
-from kernelctl.binding import Binding, PythonBinding
+from kernelctl.bases.kind import BaseKind
+from kernelctl.binding import Binding
 from kernelctl.errors import KernelctlError
 from kernelctl.paths import is_within, path_list
+from kernelctl.recipes import strings
 
 if TYPE_CHECKING:
     from kernelctl.lmod import Loaded
-    from kernelctl.inventory import Session
     from kernelctl.recipes import Recipe
 
 PREFIX = "module:"
 
 
-def claims(spec: str) -> bool:
-    return spec.startswith(PREFIX)
+class ModuleKind(BaseKind):
+    detect_order = 30
+    takes_recipes = True
 
+    def resolve(self, spec: str, env: Mapping[str, str]) -> Base:
+        names = [name.strip() for name in spec[len(PREFIX):].split(",") if name.strip()]
+        return modules_base(names, env)
 
-def resolve(spec: str, env: Mapping[str, str]) -> Base:
-    names = [name.strip() for name in spec[len(PREFIX):].split(",") if name.strip()]
-    return modules_base(names, env)
+    def detect(self, env: Mapping[str, str]) -> Optional[Tuple[Base, str]]:
+        """The modules loaded in this terminal, when they provide python3."""
+        loaded = path_list(env.get("LOADEDMODULES"))
+        if not loaded:
+            return None
+        try:
+            base = modules_base(loaded, env)
+        except KernelctlError as exc:
+            raise KernelctlError(f"the loaded modules were passed over: {exc.message}") from exc
+        return base, f"these modules are loaded and provide python3: {', '.join(loaded)}"
 
+    def recipe_fields(self, table: Mapping[str, Any]) -> Dict[str, Any]:
+        modules = strings(table, "modules", "base.modules")
+        if not modules:
+            raise ValueError("'base.modules' must name at least one module")
+        return {"modules": tuple(modules)}
 
-def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
-    return modules_base(list(recipe.modules), env, recipe)
+    def recipe_loads(self, recipe: "Recipe") -> str:
+        return "modules " + ", ".join(recipe.base["modules"])
 
+    def from_recipe(self, recipe: "Recipe", env: Mapping[str, str]) -> Base:
+        return modules_base(list(recipe.base["modules"]), env, recipe)
 
-def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
-    """Why this session cannot use a module recipe: no Lmod, or modules it lacks."""
-    from kernelctl import lmod
+    def unusable(self, recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
+        """Why this session cannot use a module recipe: no Lmod, or modules it lacks."""
+        from kernelctl import lmod
 
-    try:
-        command = lmod.find_lmod(env)
-    except KernelctlError as exc:
-        return exc.message
-    known = lmod.every_module(command, env)
-    absent = [name for name in recipe.modules if lmod.find_loaded(name, known) is None]
-    if absent:
-        return (f"Lmod here has no module {', '.join(absent)} "
-                f"(MODULEPATH={env.get('MODULEPATH', '')})")
-    return None
-
-
-def unavailable_message(base: Base, rebuild: str) -> str:
-    return (f"kernelctl: this kernel's modules ({base.label}) cannot be loaded in this "
-            "session: a version was retired, or Lmod is not reachable. In a terminal, "
-            "`module load` them to see why, or rebuild the kernel on what the site has "
-            f"now, with its packages: {rebuild}")
-
-
-def current_spec(binding: Binding) -> str:
-    """The same modules at the site's default versions."""
-    modules = getattr(binding, "modules", None) or ""
-    return "module:" + ",".join(m.split("/")[0] for m in modules.split(",") if m)
-
-
-def mismatch(binding: Binding, session: "Session") -> Optional[str]:
-    return None
-
-
-def missing(binding: Binding) -> Optional[str]:
-    """Modulefiles that are gone: the site retired the version the kernel was pinned to."""
-    if not isinstance(binding, PythonBinding) or not binding.modulefiles:
+        try:
+            command = lmod.find_lmod(env)
+        except KernelctlError as exc:
+            return exc.message
+        known = lmod.every_module(command, env)
+        absent = [name for name in recipe.base["modules"]
+                  if lmod.find_loaded(name, known) is None]
+        if absent:
+            return (f"Lmod here has no module {', '.join(absent)} "
+                    f"(MODULEPATH={env.get('MODULEPATH', '')})")
         return None
-    gone = [f for f in path_list(binding.modulefiles) if not os.path.isfile(f)]
-    if not gone:
-        return None
-    return (f"its modules ({binding.modules}) can no longer be loaded: the modulefile "
-            f"{gone[0]} is gone (the site retired that version?)")
+
+    def unavailable_message(self, base: Base, rebuild: str) -> str:
+        return (f"kernelctl: this kernel's modules ({base.label}) cannot be loaded in this "
+                "session: a version was retired, or Lmod is not reachable. In a terminal, "
+                "`module load` them to see why, or rebuild the kernel on what the site has "
+                f"now, with its packages: {rebuild}")
+
+    def current_spec(self, binding: Binding) -> str:
+        """The same modules at the site's default versions."""
+        modules = binding.extra.get("modules") or ""
+        return PREFIX + ",".join(m.split("/")[0] for m in modules.split(",") if m)
+
+    def missing(self, binding: Binding) -> Optional[str]:
+        """Modulefiles that are gone: the site retired the version the kernel was pinned to."""
+        modulefiles = binding.extra.get("modulefiles")
+        gone = [f for f in path_list(modulefiles) if not os.path.isfile(f)]
+        if not gone:
+            return None
+        return (f"its modules ({binding.extra.get('modules')}) can no longer be loaded: "
+                f"the modulefile {gone[0]} is gone (the site retired that version?)")
+
+    def job_steps(self, binding: Binding) -> str:
+        return f"loads the modules {(binding.extra.get('modules') or '').replace(',', ' ')}"
+
+
+KIND = ModuleKind()
 
 
 def modules_base(names: Sequence[str], env: Mapping[str, str],

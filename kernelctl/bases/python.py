@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import TYPE_CHECKING, Mapping, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Optional, Tuple
 
 from kernelctl.bases import Base
+from kernelctl.bases.kind import BaseKind
 from kernelctl.bases.interpreters import checked_path, interpreter_layers
 from kernelctl.binding import Binding, PythonBinding
 from kernelctl.errors import KernelctlError
@@ -16,20 +18,59 @@ from kernelctl.paths import path_list
 
 if TYPE_CHECKING:
     from kernelctl.probe import Interpreter
-    from kernelctl.inventory import Session
-    from kernelctl.recipes import Recipe
 
 PREFIX = "python:"
 
 
-def claims(spec: str) -> bool:
-    return spec == "system" or spec.startswith(PREFIX)
+class PythonKind(BaseKind):
+    detect_order = 100  # the fallback: what a session without another base runs
+
+    def resolve(self, spec: str, env: Mapping[str, str]) -> Base:
+        if spec == "system":
+            return python_base("system", system_python(env), env)
+        return python_base(spec, spec[len(PREFIX):], env)
+
+    def detect(self, env: Mapping[str, str]) -> Tuple[Base, str]:
+        """An active venv, layered on; else python3 on PATH."""
+        venv = env.get("VIRTUAL_ENV")
+        if venv and os.access(os.path.join(venv, "bin", "python"), os.X_OK):
+            return (self.resolve(PREFIX + os.path.join(venv, "bin", "python"), env),
+                    f"the venv {venv} is active; its packages are layered on")
+        return self.resolve("system", env), ("python3 on PATH (no uenv, container, modules or active "
+                                           "environment in this session)")
+
+    def environment_base(self, root: Path, interpreter: "Interpreter",
+                         env: Mapping[str, str]) -> Base:
+        """A venv made by hand stands on the interpreter under it."""
+        python = interpreter.base_executable
+        return python_base(PREFIX + python, python, env)
+
+    def unavailable_message(self, base: Base, rebuild: str) -> str:
+        if base.base_env:
+            return (f"kernelctl: the environment this kernel was built on ({base.base_env}) "
+                    "is gone, or was rebuilt with another Python, so its packages are "
+                    f"missing. Rebuild the kernel on what is there now: {rebuild} --base BASE")
+        return (f"kernelctl: the Python this kernel's environment was built on "
+                f"({base.python}) cannot run here. Rebuild it: {rebuild} --base BASE")
+
+    def missing(self, binding: Binding) -> Optional[str]:
+        """A kernel layered on a venv is not itself without that venv's packages (an
+        interpreter that is gone is found by the launch check)."""
+        return layers_missing(binding)
 
 
-def resolve(spec: str, env: Mapping[str, str]) -> Base:
-    if spec == "system":
-        return python_base("system", system_python(env), env)
-    return python_base(spec, spec[len(PREFIX):], env)
+KIND = PythonKind()
+
+
+def layers_missing(binding: Binding) -> Optional[str]:
+    """Any Python kernel may be layered on a venv (bases.missing asks every kernel)."""
+    if not isinstance(binding, PythonBinding):
+        return None
+    gone = [d for d in binding.layer_dirs() if not os.path.isdir(d)]
+    if not gone:
+        return None
+    return (f"the environment it was built on ({binding.base_env}) is gone or was rebuilt "
+            f"with another Python: {gone[0]} is missing")
 
 
 def system_python(env: Mapping[str, str]) -> str:
@@ -49,39 +90,6 @@ def system_python(env: Mapping[str, str]) -> str:
         + (", ".join(f"--base python:{p}" for p in candidates) if candidates
            else "--base python:/path/to/python3")
         + ", or put its directory on PATH.")
-
-
-def from_recipe(recipe: "Recipe", env: Mapping[str, str]) -> Base:
-    raise KernelctlError(f"recipe {recipe.path} has base.kind 'python', which recipes "
-                         "cannot name", "Use --base python:PATH.")
-
-
-def unusable(recipe: "Recipe", env: Mapping[str, str]) -> Optional[str]:
-    return f"recipes cannot name a {recipe.kind} base"
-
-
-def unavailable_message(base: Base, rebuild: str) -> str:
-    if base.base_env:
-        return (f"kernelctl: the environment this kernel was built on ({base.base_env}) "
-                "is gone, or was rebuilt with another Python, so its packages are "
-                f"missing. Rebuild the kernel on what is there now: {rebuild} --base BASE")
-    return (f"kernelctl: the Python this kernel's environment was built on ({base.python}) "
-            f"cannot run here. Rebuild it: {rebuild} --base BASE")
-
-
-def mismatch(binding: Binding, session: "Session") -> Optional[str]:
-    return None  # an interpreter that is gone is a broken kernel, found by its launch check
-
-
-def missing(binding: Binding) -> Optional[str]:
-    """A kernel layered on a venv is not itself without that venv's packages."""
-    if not isinstance(binding, PythonBinding):
-        return None
-    gone = [d for d in binding.layer_dirs() if not os.path.isdir(d)]
-    if not gone:
-        return None
-    return (f"the environment it was built on ({binding.base_env}) is gone or was rebuilt "
-            f"with another Python: {gone[0]} is missing")
 
 
 def python_base(label: str, python: str, env: Mapping[str, str]) -> Base:
