@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
@@ -32,17 +32,19 @@ SHADOWED_BY = "shadowed by the kernel of the same name in"
 
 @dataclass(frozen=True)
 class Session:
-    """What this session offers kernels: its mounted uenvs, its container, its PATH."""
+    """What this session offers kernels: its mounted uenvs, its container, its PATH, and
+    its environment (where a base kind finds its own marks)."""
 
     uenvs: tuple
     path: str
     scratch: str = ""
     container: Optional[Container] = None
+    env: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def current(cls, env: Mapping[str, str]) -> "Session":
         return cls(tuple(uenv.session_uenvs(env)), env.get("PATH", ""), env.get("SCRATCH", ""),
-                   session_container(env))
+                   session_container(env), env)
 
 
 def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list:
