@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, List, NoReturn, Optional, TypeVar
 
 import typer
 
 from kernelctl import __version__
 from kernelctl.errors import Interrupted, KernelctlError, user_error_for
 from kernelctl.render import Renderer
+
+if TYPE_CHECKING:
+    from kernelctl.results import Result
 
 app = typer.Typer(
     help="Jupyter kernels on HPC base images (uenv, containers, modules), done right.",
@@ -117,9 +120,8 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the created kernel as JSON."),
 ) -> None:
     """Create a virtualenv on top of a base image and a Jupyter kernel that uses it."""
+    from kernelctl import api
     from kernelctl.create import CreateRequest
-    from kernelctl.create import create as create_kernel
-    from kernelctl.definition import create_from
 
     renderer = Renderer(as_json)
     request = CreateRequest(
@@ -127,14 +129,8 @@ def create(
         packages=tuple(package), requirement_files=tuple(requirement), no_index=no_index,
         find_links=tuple(find_links), force=force, installer=installer,
         delete_user_files=delete_user_files)
-    home = kernelctl_home()
-    if from_file is not None:
-        kernel = _run(renderer, lambda: create_from(from_file, request, os.environ, home,
-                                                    renderer.progress, renderer.notice))
-    else:
-        kernel = _run(renderer, lambda: create_kernel(request, os.environ, home,
-                                                      renderer.progress, renderer.notice))
-    renderer.created(kernel)
+    _answer(renderer, lambda: api.create(request, os.environ, kernelctl_home(),
+                                         renderer.progress, renderer.notice, from_file))
 
 
 @app.command("list")
@@ -144,11 +140,10 @@ def list_kernels(
     as_json: bool = typer.Option(False, "--json", help="Print {version, kernels} as JSON."),
 ) -> None:
     """List every kernel on Jupyter's search path, with its health."""
-    from kernelctl.inventory import find_kernels
+    from kernelctl import api
 
-    renderer = Renderer(as_json)
     _recover_dead_runs()
-    renderer.kernels(_run(renderer, lambda: find_kernels(os.environ, include_shadowed=show_all)))
+    _answer(Renderer(as_json), lambda: api.list_kernels(os.environ, show_all))
 
 
 @app.command()
@@ -158,12 +153,10 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON (with spec and record)."),
 ) -> None:
     """Show everything known about one kernel: health, kernel.json, environment record."""
-    from kernelctl.inventory import find_kernel, kernel_record
+    from kernelctl import api
 
-    renderer = Renderer(as_json)
     _recover_dead_runs()
-    kernel = _run(renderer, lambda: find_kernel(name, os.environ))
-    renderer.kernel_detail(kernel, kernel_record(kernel))
+    _answer(Renderer(as_json), lambda: api.show(name, os.environ))
 
 
 @app.command()
@@ -181,29 +174,25 @@ def remove(
 ) -> None:
     """Remove kernels, and the environments kernelctl made for them. A kernel that must
     stay (your files in it) is named and kept; the others still go."""
-    from kernelctl.remove import RemovalOptions, apply_removals, plan_removals
+    from kernelctl import api
+    from kernelctl.remove import RemovalOptions
 
     renderer = Renderer(as_json)
     options = RemovalOptions(keep_venv, delete_user_files)
-    removals, refused = _run(renderer, lambda: plan_removals(names or [], broken, options,
-                                                             os.environ))
-    for refusal in refused:
-        renderer.error(refusal)
-    renderer.removal_plan(removals, dry_run)
-    if dry_run or not removals:
-        if refused:
-            raise typer.Exit(1)
-        return
+    plan = _run(renderer, lambda: api.plan_removal(names or [], broken, options, os.environ,
+                                                   dry_run))
+    for refusal in plan.refused:
+        renderer.error(refusal.error)
+    if dry_run or not plan.removals:
+        _answer(renderer, lambda: plan)
+    renderer.preview(plan)
     if not yes and not _run(renderer, lambda: renderer.confirm("Remove these?")):
         renderer.declined("nothing was removed")
         raise typer.Exit(1)
-    done, failed = _run(renderer, lambda: apply_removals(removals, kernelctl_home(), os.environ,
-                                                         options))
-    for failure in failed:
-        renderer.error(failure)
-    renderer.removed(done)
-    if refused or failed:
-        raise typer.Exit(1)
+    removed = _run(renderer, lambda: api.remove(plan, options, os.environ, kernelctl_home()))
+    for failure in removed.failed[len(plan.refused):]:
+        renderer.error(failure.error)
+    _answer(renderer, lambda: removed)
 
 
 @app.command()
@@ -222,14 +211,13 @@ def install(
     as_json: bool = typer.Option(False, "--json", help="Print the kernel as JSON."),
 ) -> None:
     """Install packages into a kernelctl kernel's environment, winning over the base's."""
-    from kernelctl.install import install as install_into
+    from kernelctl import api
 
     renderer = Renderer(as_json)
     wanted = [*(packages or []), *package]
-    kernel = _run(renderer, lambda: install_into(
-        name, wanted, requirement, no_index, find_links, os.environ, kernelctl_home(),
-        renderer.progress, installer))
-    renderer.installed(kernel, [*wanted, *(f"-r {r}" for r in requirement)])
+    _answer(renderer, lambda: api.install(name, wanted, requirement, no_index, find_links,
+                                          os.environ, kernelctl_home(), renderer.progress,
+                                          installer))
 
 
 @app.command()
@@ -254,16 +242,14 @@ def adopt(
 ) -> None:
     """Give an environment made by hand a working kernel, or fix a hand-made kernelspec.
     Removing the kernel later deletes only its kernelspec, never the environment."""
+    from kernelctl import api
     from kernelctl.adopt import AdoptRequest
-    from kernelctl.adopt import adopt as adopt_environment
 
     renderer = Renderer(as_json)
     request = AdoptRequest(target=target, base=base, name=name, display_name=display_name,
                            prefix=prefix, install_ipykernel=install_ipykernel,
                            no_index=no_index, find_links=tuple(find_links))
-    kernel = _run(renderer, lambda: adopt_environment(request, os.environ, kernelctl_home(),
-                                                      renderer.progress))
-    renderer.created(kernel)
+    _answer(renderer, lambda: api.adopt(request, os.environ, kernelctl_home(), renderer.progress))
 
 
 @app.command()
@@ -282,14 +268,13 @@ def julia(
     as_json: bool = typer.Option(False, "--json", help="Print {version, kernels} as JSON."),
 ) -> None:
     """Install IJulia kernels that keep working when julia is updated."""
-    from kernelctl.julia import JuliaRequest, julia_kernels
+    from kernelctl import api
+    from kernelctl.julia import JuliaRequest
 
     renderer = Renderer(as_json)
     request = JuliaRequest(julia=julia_path, name=name, display_name=display_name,
                            threads=threads, project=project, nsys=nsys, force=force)
-    kernels = _run(renderer, lambda: julia_kernels(request, os.environ, kernelctl_home(),
-                                                   renderer.progress))
-    renderer.julia_created(kernels)
+    _answer(renderer, lambda: api.julia(request, os.environ, kernelctl_home(), renderer.progress))
 
 
 @app.command()
@@ -308,12 +293,13 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="Print {ok, checks} as JSON."),
 ) -> None:
     """Find, explain and (with --fix) repair what breaks Jupyter kernels here."""
-    from kernelctl.doctor import examine, failed
+    from kernelctl import api
+    from kernelctl.results import FixPlan
 
     renderer = Renderer(as_json)
 
     def approve(fixes: list) -> bool:
-        renderer.fix_plan(fixes, dry_run)
+        renderer.preview(FixPlan(tuple(fixes), dry_run))
         if not fixes or dry_run:
             return False
         if yes or renderer.confirm("Apply these repairs?"):
@@ -321,12 +307,9 @@ def doctor(
         renderer.declined("nothing was repaired")
         return False
 
-    results = _run(renderer, lambda: examine(names or [], os.environ, deep, timeout,
-                                             approve if fix or dry_run else None,
-                                             kernelctl_home(), srun))
-    renderer.doctor_report(results)
-    if failed(results):
-        raise typer.Exit(1)
+    _answer(renderer, lambda: api.doctor(names or [], os.environ, deep, timeout,
+                                         approve if fix or dry_run else None,
+                                         kernelctl_home(), srun))
 
 
 @app.command()
@@ -383,27 +366,16 @@ def rebuild(
 ) -> None:
     """Make kernels' environments again (on a new base after the old one was retired),
     with the packages you asked for; the old kernel stays until the new one starts."""
-    from kernelctl.rebuild import RebuildRequest, kernels_to_rebuild
-    from kernelctl.rebuild import rebuild as rebuild_kernel
+    from kernelctl import api
+    from kernelctl.rebuild import RebuildRequest
 
     renderer = Renderer(as_json)
-    done, failed = [], []
-    for name in _run(renderer, lambda: kernels_to_rebuild(names or [], stale, os.environ)):
-        request = RebuildRequest(name, base, no_index, tuple(find_links), installer,
-                                 delete_user_files)
-        try:
-            done.append(_run(renderer, lambda: rebuild_kernel(
-                request, os.environ, kernelctl_home(), renderer.progress, renderer.notice)))
-        except typer.Exit as stop:  # one kernel's refusal does not stop the others
-            failed.append(name)
-            if stop.exit_code != 1:  # interrupted: stop here, saying what was done
-                renderer.rebuilt(done)
-                raise
-            continue
-        renderer.rebuilt_one(done[-1])
-    renderer.rebuilt(done)
-    if failed:
-        raise typer.Exit(1)
+    request = RebuildRequest("", base, no_index, tuple(find_links), installer,
+                             delete_user_files)
+    _answer(renderer, lambda: api.rebuild(names or [], stale, request, os.environ,
+                                          kernelctl_home(), renderer.progress, renderer.notice,
+                                          each=renderer.preview,
+                                          failure=lambda failed: renderer.error(failed.error)))
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -451,17 +423,18 @@ def submit(
 ) -> None:
     """Run a script or a notebook as a Slurm batch job, in exactly the kernel's
     environment (its uenv via #SBATCH --uenv/--view, modules, conda, venv)."""
+    from kernelctl import api
     from kernelctl.submit import SubmitRequest
-    from kernelctl.submit import submit as submit_job
 
     renderer = Renderer(as_json)
     request = SubmitRequest(name, file, tuple(sbatch_args or ()), tuple(arg), tuple(parameter),
                             output, in_place, wait, dry_run)
-    submission = _run(renderer, lambda: submit_job(request, os.environ, kernelctl_home(),
-                                                   renderer.notice))
-    renderer.submitted(submission, dry_run)
-    if submission.exit_code:
-        raise typer.Exit(submission.exit_code)
+    submitted = _run(renderer, lambda: api.submit(request, os.environ, kernelctl_home(),
+                                                  renderer.notice))
+    if dry_run and not as_json:  # the script is stdout; what it cannot do, stderr
+        for line in submitted.submission.notices:
+            renderer.notice(line)
+    _answer(renderer, lambda: submitted)
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -476,15 +449,12 @@ def engines(
 ) -> None:
     """Start ipyparallel engines with srun in the kernel's environment (ipcmagic's
     %ipcluster start); in the notebook: ipp.Client(profile="kernelctl-NAME")."""
-    from kernelctl import engines as cluster
+    from kernelctl import api
 
     renderer = Renderer(as_json)
     if stop:
-        count = _run(renderer, lambda: cluster.stop(name, os.environ))
-        renderer.engines_stopped(name, count)
-        return
-    started = _run(renderer, lambda: cluster.start(name, n, srun_args or [], os.environ, timeout))
-    renderer.engines_started(started)
+        _answer(renderer, lambda: api.stop_engines(name, os.environ))
+    _answer(renderer, lambda: api.start_engines(name, n, srun_args or [], os.environ, timeout))
 
 
 recipes_app = typer.Typer(help="The base images kernelctl knows by name (recipes).",
@@ -497,10 +467,9 @@ def list_recipes(
     as_json: bool = typer.Option(False, "--json", help="Print {version, recipes} as JSON."),
 ) -> None:
     """Every recipe: site, kind, what it loads, and whether this session can use it."""
-    from kernelctl.bases.catalogue import catalogue
+    from kernelctl import api
 
-    renderer = Renderer(as_json)
-    renderer.recipes(_run(renderer, lambda: catalogue(os.environ)))
+    _answer(Renderer(as_json), lambda: api.recipes(os.environ))
 
 
 @recipes_app.command("show")
@@ -512,13 +481,9 @@ def show_recipe(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """One recipe in full: where its file is, what it loads, why it cannot be used here."""
-    from kernelctl.bases.catalogue import catalogue
+    from kernelctl import api
 
-    renderer = Renderer(as_json)
-    entry = _run(renderer, lambda: catalogue(os.environ, [name]))[0]
-    renderer.recipe_detail(entry)
-    if entry.recipe is None:
-        raise typer.Exit(1)
+    _answer(Renderer(as_json), lambda: api.recipe(name, os.environ))
 
 
 def _recover_dead_runs() -> None:
@@ -538,6 +503,13 @@ def _recover_dead_runs() -> None:
 
 
 T = TypeVar("T")
+
+
+def _answer(renderer: Renderer, command: Callable[[], "Result"]) -> NoReturn:
+    """Run the command, print its result, exit with the result's status."""
+    result = _run(renderer, command)
+    renderer.show(result)
+    raise typer.Exit(result.exit_code)
 
 
 def _run(renderer: Renderer, action: Callable[[], T]) -> T:

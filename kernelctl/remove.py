@@ -17,6 +17,7 @@ from kernelctl.errors import Interrupted, KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel, find_kernels
 from kernelctl.model import KernelInfo, Status
 from kernelctl.ownership import check_removable_dir, venv_verdict
+from kernelctl.results import Failure
 from kernelctl.transaction import (
     Transaction,
     locks,
@@ -41,8 +42,8 @@ class RemovalOptions:
 
 def plan_removals(names: Sequence[str], broken: bool, options: RemovalOptions,
                   env: Mapping[str, str]) -> Tuple[list, list]:
-    """(the removals, a KernelctlError for each kernel that must stay): a refusal for
-    one kernel never stops the others."""
+    """(the removals, a Failure for each kernel that must stay): a refusal for one
+    kernel never stops the others."""
     if not names and not broken:
         raise KernelctlError("no kernel to remove was named",
                              "Name the kernels (kernelctl list shows them), or pass --broken.")
@@ -56,7 +57,7 @@ def plan_removals(names: Sequence[str], broken: bool, options: RemovalOptions,
         try:
             removals.append(plan_removal(kernel, everything, options))
         except KernelctlError as refusal:
-            refusals.append(refusal)
+            refusals.append(Failure(kernel.name, refusal))
     return removals, refusals
 
 
@@ -86,7 +87,7 @@ def plan_removal(kernel: KernelInfo, everything: list,
 
 def apply_removals(removals: Sequence[Removal], home: Path, env: Mapping[str, str],
                    options: RemovalOptions = RemovalOptions()) -> Tuple[list, list]:
-    """(the removals done, a KernelctlError for each that was refused under the lock)."""
+    """(the removals done, a Failure for each that was refused under the lock)."""
     sweep_leftovers(home)
     done: list = []
     refused: list = []
@@ -100,7 +101,7 @@ def apply_removals(removals: Sequence[Removal], home: Path, env: Mapping[str, st
                               f"{', '.join(r.kernel.name for r in done)}",
                               signum=exc.signum) from exc
         except KernelctlError as refusal:
-            refused.append(refusal)
+            refused.append(Failure(removal.kernel.name, refusal))
     return done, refused
 
 

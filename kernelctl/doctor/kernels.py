@@ -113,7 +113,7 @@ def _remove(removal: Removal, context: Context) -> None:
     _, refused = apply_removals([removal], context.home or kernelctl_home(context.env),
                                 context.env)
     if refused:
-        raise refused[0]
+        raise refused[0].error
 
 
 def shadowed_kernels(context: Context) -> Iterator[CheckResult]:
