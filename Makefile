@@ -85,6 +85,7 @@ build/wheelhouse-sci/.done: $(BIN)/kernelctl
 bench: setup wheelhouse build/wheelhouse-sci/.done
 	$(BIN)/python bench/bench_create.py
 	$(BIN)/python bench/bench_install.py
+	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_list.py
 	$(BIN)/python bench/bench_kernel_start.py
 	$(BIN)/python bench/bench_base_start.py

@@ -6,6 +6,11 @@ import sys
 
 def main() -> None:
     try:
+        from kernelctl.quick import answer
+
+        code = answer(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
         from kernelctl.cli import main as run
 
         run()

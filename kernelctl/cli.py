@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Callable, List, NoReturn, Optional, TypeVar
 import typer
 
 from kernelctl import __version__
-from kernelctl.errors import Interrupted, KernelctlError, user_error_for
+from kernelctl.errors import KernelctlError, as_user_error
+from kernelctl.quick import recover_dead_runs
 from kernelctl.render import Renderer
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def list_kernels(
     """List every kernel on Jupyter's search path, with its health."""
     from kernelctl import api
 
-    _recover_dead_runs()
+    recover_dead_runs()
     _answer(Renderer(as_json), lambda: api.list_kernels(os.environ, show_all))
 
 
@@ -155,7 +156,7 @@ def show(
     """Show everything known about one kernel: health, kernel.json, environment record."""
     from kernelctl import api
 
-    _recover_dead_runs()
+    recover_dead_runs()
     _answer(Renderer(as_json), lambda: api.show(name, os.environ))
 
 
@@ -486,22 +487,6 @@ def show_recipe(
     _answer(Renderer(as_json), lambda: api.recipe(name, os.environ))
 
 
-def _recover_dead_runs() -> None:
-    """A kernelctl run killed mid-change (SIGKILL) left a journal: what it had moved
-    aside is put back before kernels are listed, so a kernel is never missing."""
-    home = kernelctl_home()
-    try:
-        # transaction.LEFTOVERS, not imported: the usual case (no journal) costs one call.
-        with os.scandir(home / "leftovers") as journals:
-            if next(journals, None) is None:
-                return
-        from kernelctl.transaction import sweep_leftovers
-
-        sweep_leftovers(home)
-    except (OSError, KernelctlError):
-        pass  # listing matters more; the next change sweeps again
-
-
 T = TypeVar("T")
 
 
@@ -518,7 +503,7 @@ def _run(renderer: Renderer, action: Callable[[], T]) -> T:
     try:
         return action()
     except (KernelctlError, KeyboardInterrupt, OSError) as exc:
-        error = _user_error(exc)
+        error = as_user_error(exc)
         if error is None:
             raise
         if _state["debug"]:
@@ -529,21 +514,34 @@ def _run(renderer: Renderer, action: Callable[[], T]) -> T:
     raise typer.Exit(error.exit_code)
 
 
-def _user_error(exc: BaseException) -> Optional[KernelctlError]:
-    if isinstance(exc, KernelctlError):
-        return exc
-    if isinstance(exc, KeyboardInterrupt):
-        return Interrupted("interrupted")
-    return user_error_for(exc, "working") if isinstance(exc, OSError) else None
-
-
 def main() -> None:
-    # Names from disk may hold anything (undecodable bytes, lone surrogates): show them
-    # escaped rather than fail to print them.
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
-    app(args=global_options_first(sys.argv[1:]), prog_name="kernelctl")
+    from kernelctl.quick import printable_output
+
+    printable_output()
+    args = global_options_first(sys.argv[1:])
+    if args in (["--help"], ["-h"]):
+        _help(args)
+    app(args=args, prog_name="kernelctl")
+
+
+def _help(args: List[str]) -> NoReturn:
+    """The top-level help, printed and kept for kernelctl.quick to print next time."""
+    import contextlib
+    import io
+
+    from kernelctl.quick import keep_help
+
+    printed = io.StringIO()
+    code = None
+    with contextlib.redirect_stdout(printed):
+        try:
+            app(args=args, prog_name="kernelctl")
+        except SystemExit as done:
+            code = done.code
+    sys.stdout.write(printed.getvalue())
+    if not code:
+        keep_help(printed.getvalue())
+    sys.exit(code)
 
 
 # Options whose value is the next argument, whatever it looks like: `--arg --debug`

@@ -120,3 +120,14 @@ def disk_errors(what: str) -> Iterator[None]:
         if error is None:
             raise
         raise error from exc
+
+
+def as_user_error(exc: BaseException) -> Optional[KernelctlError]:
+    """What the user is told for `exc`, or None for a bug (which keeps its traceback):
+    a KernelctlError as it is, Ctrl-C as "interrupted", a filesystem error that is full,
+    read-only or not the user's as such."""
+    if isinstance(exc, KernelctlError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted("interrupted")
+    return user_error_for(exc, "working") if isinstance(exc, OSError) else None

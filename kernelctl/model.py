@@ -12,7 +12,6 @@ from typing import Mapping, Optional
 
 from kernelctl.binding import Binding
 
-JSON_FORMAT_VERSION = 1
 # Jupyter's rule for kernel names (jupyter_client lower-cases them first).
 KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 # kernelctl's own block in kernel.json metadata.

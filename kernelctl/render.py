@@ -9,11 +9,12 @@ import time
 from typing import TYPE_CHECKING, Optional, TextIO
 
 from kernelctl.errors import KernelctlError
-from kernelctl.model import JSON_FORMAT_VERSION
 from kernelctl.redact import redact
 
 if TYPE_CHECKING:  # results load with the command that makes them
     from kernelctl.results import Result
+
+JSON_FORMAT_VERSION = 1  # docs/json.md, docs/schema/kernelctl-v1.json
 
 
 def document(result: "Result") -> dict:

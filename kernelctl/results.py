@@ -34,6 +34,8 @@ class Result:
     """A command's answer. `exit_code` is what the CLI exits with after printing it."""
 
     exit_code = 0
+    # Its document's schema: $defs/SCHEMA in docs/schema/kernelctl-v1.json.
+    schema = ""
 
     def to_json(self) -> dict:
         raise NotImplementedError
@@ -64,6 +66,8 @@ def _status(done: int, failed: int) -> str:
 class Created(Result):
     """create and adopt: the new kernel."""
 
+    schema = "kernel"
+
     kernel: KernelInfo
 
     def to_json(self) -> dict:
@@ -87,6 +91,7 @@ class Created(Result):
 
 @dataclass(frozen=True)
 class Installed(Result):
+    schema = "kernel"
     kernel: KernelInfo
     what: tuple
 
@@ -102,6 +107,8 @@ class Installed(Result):
 @dataclass(frozen=True)
 class Kernels(Result):
     """list: every kernel, with its health."""
+
+    schema = "kernels"
 
     kernels: Sequence[KernelInfo]
 
@@ -140,6 +147,8 @@ class JuliaKernels(Kernels):
 @dataclass(frozen=True)
 class KernelDetail(Result):
     """show: one kernel, its kernel.json and its environment record."""
+
+    schema = "kernel_detail"
 
     kernel: KernelInfo
     record: Optional[dict]
@@ -180,6 +189,8 @@ def _removals_json(removals: Sequence["Removal"]) -> list:
 class RemovalPlan(Result):
     """What remove will do (or, with --dry-run, would do), before it asks."""
 
+    schema = "removal_result"
+
     removals: Sequence["Removal"]
     dry_run: bool
     refused: Sequence[Failure] = ()
@@ -208,6 +219,7 @@ class RemovalPlan(Result):
 
 @dataclass(frozen=True)
 class Removed(Result):
+    schema = "removal_result"
     removed: Sequence["Removal"]
     failed: Sequence[Failure] = ()
 
@@ -227,6 +239,8 @@ class Removed(Result):
 @dataclass(frozen=True)
 class RebuiltOne(Result):
     """One kernel rebuilt: said as soon as it is done (text only)."""
+
+    schema = "kernel"
 
     rebuilt: "Rebuilt"
 
@@ -248,6 +262,8 @@ class RebuiltOne(Result):
 @dataclass(frozen=True)
 class RebuildReport(Result):
     """rebuild: every kernel rebuilt, and every one that could not be, with why."""
+
+    schema = "rebuild"
 
     done: Sequence["Rebuilt"]
     failed: Sequence[Failure] = ()
@@ -274,6 +290,7 @@ class RebuildReport(Result):
 
 @dataclass(frozen=True)
 class Submitted(Result):
+    schema = "submit"
     submission: "Submission"
     dry_run: bool
 
@@ -301,6 +318,7 @@ class Submitted(Result):
 
 @dataclass(frozen=True)
 class EnginesStarted(Result):
+    schema = "engines_started"
     engines: "Engines"
 
     def to_json(self) -> dict:
@@ -317,6 +335,7 @@ class EnginesStarted(Result):
 
 @dataclass(frozen=True)
 class EnginesStopped(Result):
+    schema = "engines_stopped"
     kernel: str
     count: Optional[int]
 
@@ -331,6 +350,7 @@ class EnginesStopped(Result):
 
 @dataclass(frozen=True)
 class Recipes(Result):
+    schema = "recipes"
     entries: Sequence["RecipeEntry"]
 
     def to_json(self) -> dict:
@@ -353,6 +373,7 @@ class Recipes(Result):
 
 @dataclass(frozen=True)
 class RecipeDetail(Result):
+    schema = "recipe"
     entry: "RecipeEntry"
 
     @property
@@ -381,6 +402,7 @@ class RecipeDetail(Result):
 
 @dataclass(frozen=True)
 class DoctorReport(Result):
+    schema = "doctor"
     checks: Sequence["CheckResult"]
 
     @property
@@ -415,6 +437,8 @@ class DoctorReport(Result):
 class FixPlan(Result):
     """The repairs doctor --fix found, shown before it asks (text only: --json prints
     the report after the repairs)."""
+
+    schema = "fix_plan"
 
     fixes: Sequence["Fix"] = field(default_factory=tuple)
     dry_run: bool = False
