@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
-from kernelctl.errors import Interrupted, KernelctlError, user_error_for
 
 if TYPE_CHECKING:
     from kernelctl.adopt import AdoptRequest
     from kernelctl.create import CreateRequest
     from kernelctl.julia import JuliaRequest
-    from kernelctl.rebuild import RebuildRequest
+    from kernelctl.rebuild import RebuildRequest, Rebuilt
     from kernelctl.remove import RemovalOptions
     from kernelctl.results import (
         Created,
@@ -121,7 +120,7 @@ def remove(plan: "RemovalPlan", options: "RemovalOptions", env: Mapping[str, str
     from kernelctl.results import Removed
 
     done, failed = apply_removals(plan.removals, home, env, options)
-    return Removed(tuple(done), (*plan.refused, *failed))
+    return Removed(tuple(done), (*plan.failed, *failed))
 
 
 def rebuild(names: Sequence[str], stale: bool, request: "RebuildRequest",
@@ -135,28 +134,15 @@ def rebuild(names: Sequence[str], stale: bool, request: "RebuildRequest",
 
     from kernelctl.rebuild import kernels_to_rebuild
     from kernelctl.rebuild import rebuild as rebuild_kernel
-    from kernelctl.results import Failure, RebuildReport, RebuiltOne
+    from kernelctl.results import RebuildReport, RebuiltOne, attempt_each
 
-    done: list = []
-    failed: list = []
-    for name in kernels_to_rebuild(list(names), stale, env):
-        try:
-            done.append(rebuild_kernel(replace(request, name=name), env, home, progress,
-                                       notice))
-        except Interrupted as stop:
-            if not done:
-                raise
-            raise Interrupted(f"{stop.message}; already rebuilt: "
-                              f"{', '.join(r.kernel.name for r in done)}",
-                              signum=stop.signum) from stop
-        except (KernelctlError, OSError) as exc:
-            error = exc if isinstance(exc, KernelctlError) else user_error_for(exc, "rebuilding")
-            if error is None:
-                raise
-            failed.append(Failure(name, error))
-            failure(failed[-1])
-            continue
-        each(RebuiltOne(done[-1]))
+    def one(name: str) -> "Rebuilt":
+        rebuilt = rebuild_kernel(replace(request, name=name), env, home, progress, notice)
+        each(RebuiltOne(rebuilt))
+        return rebuilt
+
+    done, failed = attempt_each(kernels_to_rebuild(list(names), stale, env), one,
+                                str, "rebuilt", failure)
     return RebuildReport(tuple(done), tuple(failed))
 
 

@@ -182,7 +182,7 @@ def remove(
     options = RemovalOptions(keep_venv, delete_user_files)
     plan = _run(renderer, lambda: api.plan_removal(names or [], broken, options, os.environ,
                                                    dry_run))
-    for refusal in plan.refused:
+    for refusal in plan.failed:
         renderer.error(refusal.error)
     if dry_run or not plan.removals:
         _answer(renderer, lambda: plan)
@@ -191,7 +191,7 @@ def remove(
         renderer.declined("nothing was removed")
         raise typer.Exit(1)
     removed = _run(renderer, lambda: api.remove(plan, options, os.environ, kernelctl_home()))
-    for failure in removed.failed[len(plan.refused):]:
+    for failure in removed.failed[len(plan.failed):]:
         renderer.error(failure.error)
     _answer(renderer, lambda: removed)
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
 
-from kernelctl.errors import Interrupted, KernelctlError, disk_errors
+from kernelctl.errors import KernelctlError, disk_errors
 from kernelctl.inventory import find_kernel, find_kernels
 from kernelctl.model import KernelInfo, Status
 from kernelctl.ownership import check_removable_dir, venv_verdict
-from kernelctl.results import Failure
+from kernelctl.results import Failure, attempt_each
 from kernelctl.transaction import (
     Transaction,
     locks,
@@ -89,20 +89,8 @@ def apply_removals(removals: Sequence[Removal], home: Path, env: Mapping[str, st
                    options: RemovalOptions = RemovalOptions()) -> Tuple[list, list]:
     """(the removals done, a Failure for each that was refused under the lock)."""
     sweep_leftovers(home)
-    done: list = []
-    refused: list = []
-    for removal in removals:
-        try:
-            done.append(_apply(removal, home, env, options))
-        except Interrupted as exc:
-            if not done:
-                raise
-            raise Interrupted(f"{exc.message} to {removal.kernel.name}; already removed: "
-                              f"{', '.join(r.kernel.name for r in done)}",
-                              signum=exc.signum) from exc
-        except KernelctlError as refusal:
-            refused.append(Failure(removal.kernel.name, refusal))
-    return done, refused
+    return attempt_each(removals, lambda removal: _apply(removal, home, env, options),
+                        lambda removal: removal.kernel.name, "removed")
 
 
 def _apply(planned: Removal, home: Path, env: Mapping[str, str],

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from kernelctl.binding import PythonBinding
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import Interrupted, KernelctlError, as_user_error
 from kernelctl.model import KernelInfo, Status
 from kernelctl.redact import redact
 
@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # the items a result holds; their modules are commands
     from kernelctl.remove import Removal
     from kernelctl.submit import Submission
 
-COLUMNS = (21, 26, 20, 9)  # fits an 80-column terminal with separators
+COLUMNS = (21, 26, 20, 9)
+T = TypeVar("T")
+R = TypeVar("R")  # fits an 80-column terminal with separators
 
 
 class Result:
@@ -56,8 +58,45 @@ class Failure:
                 "hint": redact(self.error.hint)}
 
 
-def _status(done: int, failed: int) -> str:
-    return "ok" if not failed else "partial" if done else "failed"
+class Several(Result):
+    """A command over several kernels: what it did, and a Failure for each it could not."""
+
+    failed: Sequence[Failure]
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return 1 if self.failed else 0
+
+    def outcome(self, done: int) -> dict:
+        return {"status": "ok" if not self.failed else "partial" if done else "failed",
+                "failed": [failure.to_json() for failure in self.failed]}
+
+
+def attempt_each(items: Iterable[T], action: Callable[[T], R], name_of: Callable[[T], str],
+                 done_word: str, failure: Callable[[Failure], None] = lambda f: None
+                 ) -> Tuple[List[R], List[Failure]]:
+    """`action` on each item: a user error fails that item only (a Failure, which
+    `failure` hears of at once) and the others go on; an interruption stops them all,
+    and its message names the items already done."""
+    done: List[R] = []
+    done_names: List[str] = []
+    failed: List[Failure] = []
+    for item in items:
+        try:
+            done.append(action(item))
+            done_names.append(name_of(item))
+        except Interrupted as stop:
+            if not done:
+                raise
+            raise Interrupted(f"{stop.message} ({name_of(item)}); already {done_word}: "
+                              f"{', '.join(done_names)}", signum=stop.signum) from stop
+        except (KernelctlError, OSError) as exc:
+            error = as_user_error(exc)
+            if error is None:
+                raise
+            failed.append(Failure(name_of(item), error))
+            failure(failed[-1])
+    return done, failed
 
 
 # Kernels --------------------------------------------------------------------
@@ -186,23 +225,19 @@ def _removals_json(removals: Sequence["Removal"]) -> list:
 
 
 @dataclass(frozen=True)
-class RemovalPlan(Result):
-    """What remove will do (or, with --dry-run, would do), before it asks."""
+class RemovalPlan(Several):
+    """What remove will do (or, with --dry-run, would do), before it asks; `failed`:
+    the kernels that must stay."""
 
     schema = "removal_result"
 
     removals: Sequence["Removal"]
     dry_run: bool
-    refused: Sequence[Failure] = ()
-
-    @property
-    def exit_code(self) -> int:  # type: ignore[override]
-        return 1 if self.refused else 0
+    failed: Sequence[Failure] = ()
 
     def to_json(self) -> dict:
         return {"removed": [], "would_remove": _removals_json(self.removals),
-                "status": _status(len(self.removals), len(self.refused)),
-                "failed": [f.to_json() for f in self.refused]}
+                **self.outcome(len(self.removals))}
 
     def to_text(self) -> str:
         if not self.removals:
@@ -218,19 +253,14 @@ class RemovalPlan(Result):
 
 
 @dataclass(frozen=True)
-class Removed(Result):
+class Removed(Several):
     schema = "removal_result"
     removed: Sequence["Removal"]
     failed: Sequence[Failure] = ()
 
-    @property
-    def exit_code(self) -> int:  # type: ignore[override]
-        return 1 if self.failed else 0
-
     def to_json(self) -> dict:
         return {"removed": _removals_json(self.removed), "would_remove": [],
-                "status": _status(len(self.removed), len(self.failed)),
-                "failed": [f.to_json() for f in self.failed]}
+                **self.outcome(len(self.removed))}
 
     def to_text(self) -> str:
         return f"Removed {len(self.removed)} kernel(s).\n"
@@ -260,7 +290,7 @@ class RebuiltOne(Result):
 
 
 @dataclass(frozen=True)
-class RebuildReport(Result):
+class RebuildReport(Several):
     """rebuild: every kernel rebuilt, and every one that could not be, with why."""
 
     schema = "rebuild"
@@ -268,14 +298,9 @@ class RebuildReport(Result):
     done: Sequence["Rebuilt"]
     failed: Sequence[Failure] = ()
 
-    @property
-    def exit_code(self) -> int:  # type: ignore[override]
-        return 1 if self.failed else 0
-
     def to_json(self) -> dict:
         return {"rebuilt": [r.kernel.to_json() for r in self.done],
-                "status": _status(len(self.done), len(self.failed)),
-                "failed": [f.to_json() for f in self.failed]}
+                **self.outcome(len(self.done))}
 
     def to_text(self) -> str:
         text = ("Notebooks keep their kernel; restart running ones to use the new "

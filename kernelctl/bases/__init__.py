@@ -80,7 +80,7 @@ class Base:
     def display_name(self, kernel_name: str) -> str:
         """What JupyterLab's launcher shows: the base, and the kernel's name unless it is
         the base's default one, so two kernels on one base never look the same."""
-        shown = self.base_env or (self.python if self.label.startswith("python:")
+        shown = self.base_env or (self.python if self.kind == "python" and self.name != "system"
                                    else self.label)
         mine = "" if kernel_name == self.default_kernel_name else f" · {kernel_name}"
         return f"Python {self.interpreter.major_minor} ({shown}){mine}"
