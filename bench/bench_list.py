@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import user_env  # noqa: E402
+from bench.common import compiled, user_env  # noqa: E402
 from tests.conftest import BASE_PYTHON, DIGEST, make_image, wheelhouse_dir  # noqa: E402
 
 SIZES, MANAGED = (200, 1000), 20
@@ -70,6 +70,7 @@ def main() -> None:
                            ["ipykernel"], [wheelhouse_dir()])
         session = image.session_env(env)
         populate(session)
+        compiled(ROOT)
         bin_dir = Path(sys.executable).parent
         rows = []
         for size in SIZES:

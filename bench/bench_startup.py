@@ -14,6 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import compiled  # noqa: E402
+
 PAIRS = int(os.environ.get("BENCH_PAIRS", "21"))
 
 
@@ -24,6 +29,7 @@ def once(cmd: list) -> float:
 
 
 def main() -> None:
+    compiled(ROOT)
     typer = [sys.executable, "-c", "import typer"]
     kernelctl = [str(Path(sys.executable).parent / "kernelctl"), "--help"]
     once(typer), once(kernelctl)  # warm the page cache and the bytecode

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,3 +28,11 @@ def timed(cmds: list, env: dict) -> float:
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def compiled(root: Path) -> None:
+    """Bytecode for kernelctl's modules, as `pip install` writes it: with
+    PYTHONDONTWRITEBYTECODE set (CI sets it), a source checkout would compile every
+    module at every start and the timings would measure the compiler."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "kernelctl")],
+                   check=True)

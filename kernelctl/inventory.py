@@ -23,7 +23,7 @@ from kernelctl.errors import KernelctlError
 from kernelctl.jupyter_paths import kernel_dirs
 from kernelctl.model import KERNEL_NAME_RE, LAUNCHER_SHELLS, KernelInfo, KernelSpec, Status
 from kernelctl.paths import is_within, same_path, unreachable
-from kernelctl.venvs import home_of, venv_of
+from kernelctl.venvs import home_of, site_packages, venv_of
 
 MAX_SPEC_BYTES = 1 << 20  # a kernel.json is a few hundred bytes; refuse to parse megabytes
 BARE_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -49,6 +49,7 @@ class Session:
 
 def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list:
     """Visible kernels and the entries Jupyter skips; shadowed duplicates on request."""
+    _forget_answers()
     session = Session.current(env)
     winners: dict = {}
     found = []
@@ -65,6 +66,14 @@ def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list
                 winners[kernel.name] = kernel
             found.append(kernel)
     return found
+
+
+def _forget_answers() -> None:
+    """The filesystem answers cached for one listing (many kernels share an interpreter,
+    a venv, a kernels directory): a long-running process (the panel's server) must not
+    judge today's kernels by yesterday's answers."""
+    for cached in (_executable, _environment_with, venv_of, site_packages):
+        cached.cache_clear()
 
 
 def find_kernel(name: str, env: Mapping[str, str]) -> KernelInfo:
@@ -100,14 +109,15 @@ def is_shadowed(kernel: KernelInfo) -> bool:
 
 def inspect_kernel(resource_dir: Path, session: Session) -> Optional[KernelInfo]:
     """One entry of a kernels directory, judged; None for a plain file (not a kernel)."""
-    if not os.path.isdir(resource_dir):
+    # Opening kernel.json first: for the usual entry, one system call fewer.
+    spec, problem = read_spec(os.path.join(resource_dir, "kernel.json"))
+    if problem is _NO_SPEC:
+        if os.path.isdir(resource_dir):
+            return _ignored(resource_dir, "the directory has no kernel.json")
         if os.path.islink(resource_dir):
             return _ignored(resource_dir, f"it is a symlink to {os.readlink(resource_dir)}, "
                                           "which does not exist")
         return None
-    spec, problem = read_spec(os.path.join(resource_dir, "kernel.json"))
-    if problem is _NO_SPEC:
-        return _ignored(resource_dir, "the directory has no kernel.json")
     if not KERNEL_NAME_RE.match(resource_dir.name.lower()):
         return _ignored(resource_dir, f"the name '{resource_dir.name}' has characters Jupyter "
                                       "does not accept (only a-z 0-9 . _ -)")
@@ -129,7 +139,7 @@ def read_spec(path: str) -> Tuple[Optional[KernelSpec], Optional[str]]:
                 return None, f"kernel.json is {size} bytes, too big to be a kernelspec"
             data = json.loads(handle.read().decode("utf-8"))
         return KernelSpec.from_dict(data), None
-    except (FileNotFoundError, IsADirectoryError):
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None, _NO_SPEC
     except OSError as exc:
         return None, f"kernel.json cannot be read: {exc.strerror}"
@@ -151,10 +161,17 @@ def _is_native(resource_dir: Path) -> bool:
 
 def _environment_of(resource_dir: Path) -> Optional[str]:
     """The Python install a kernelspec ships in (PREFIX/share/jupyter/kernels), if any."""
-    prefix = resource_dir.parent.parent.parent.parent
-    if resource_dir.parent.match("share/jupyter/kernels") and any(
-            os.path.exists(prefix / "bin" / exe) for exe in ("python3", "python")):
-        return str(prefix)
+    return _environment_with(os.path.dirname(resource_dir))
+
+
+# Every kernel of a directory ships in the same install: ask once per directory.
+@lru_cache(maxsize=None)
+def _environment_with(kernels_dir: str) -> Optional[str]:
+    prefix = os.path.dirname(os.path.dirname(os.path.dirname(kernels_dir)))
+    if not kernels_dir.endswith(os.path.join("", "share", "jupyter", "kernels")):
+        return None
+    if any(os.path.exists(os.path.join(prefix, "bin", exe)) for exe in ("python3", "python")):
+        return prefix
     return None
 
 

@@ -11,7 +11,6 @@ help is formatted to it), so a new version or a wider terminal writes it afresh.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -103,6 +102,8 @@ def keep_help(text: str) -> None:
 
 
 def _help_cache() -> Optional[Path]:
+    import shutil
+
     from kernelctl import __version__
 
     cli = Path(__file__).with_name("cli.py")

@@ -6,12 +6,14 @@ same `to_json()`: no front end computes anything of its own.
 A command over several kernels (remove, rebuild) answers for each: `status` is "ok",
 "partial" (some done, some failed) or "failed", and `failed` names each failure with
 its message and hint, so what was done is never lost in a later error.
+
+Plain classes, not dataclasses: `list` imports this module on its hot path, and each
+dataclass costs about a millisecond to define.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from kernelctl.binding import PythonBinding
@@ -46,12 +48,11 @@ class Result:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
 class Failure:
     """One item a command over several could not do, and why."""
 
-    name: str
-    error: KernelctlError
+    def __init__(self, name: str, error: KernelctlError) -> None:
+        self.name, self.error = name, error
 
     def to_json(self) -> dict:
         return {"name": self.name, "message": redact(self.error.message),
@@ -101,13 +102,13 @@ def attempt_each(items: Iterable[T], action: Callable[[T], R], name_of: Callable
 
 # Kernels --------------------------------------------------------------------
 
-@dataclass(frozen=True)
 class Created(Result):
     """create and adopt: the new kernel."""
 
     schema = "kernel"
 
-    kernel: KernelInfo
+    def __init__(self, kernel: KernelInfo) -> None:
+        self.kernel = kernel
 
     def to_json(self) -> dict:
         return self.kernel.to_json()
@@ -128,11 +129,12 @@ class Created(Result):
             f"run with {venv}/bin/python (terminal, srun, batch jobs).\n")
 
 
-@dataclass(frozen=True)
 class Installed(Result):
     schema = "kernel"
-    kernel: KernelInfo
-    what: tuple
+
+    def __init__(self, kernel: KernelInfo, what: tuple) -> None:
+        self.kernel = kernel
+        self.what = what
 
     def to_json(self) -> dict:
         return self.kernel.to_json()
@@ -143,13 +145,13 @@ class Installed(Result):
                 "Restart the kernel in JupyterLab to import the new versions.\n")
 
 
-@dataclass(frozen=True)
 class Kernels(Result):
     """list: every kernel, with its health."""
 
     schema = "kernels"
 
-    kernels: Sequence[KernelInfo]
+    def __init__(self, kernels: Sequence[KernelInfo]) -> None:
+        self.kernels = kernels
 
     def to_json(self) -> dict:
         return {"kernels": [k.to_json() for k in self.kernels]}
@@ -170,10 +172,8 @@ class Kernels(Result):
         return "".join(lines)
 
 
-@dataclass(frozen=True)
 class JuliaKernels(Kernels):
     """julia: the kernels it made."""
-
     def to_text(self) -> str:
         made = "".join(f"Created kernel '{k.name}': {k.display_name}\n"
                        f"  kernelspec: {k.resource_dir / 'kernel.json'}\n" for k in self.kernels)
@@ -183,14 +183,14 @@ class JuliaKernels(Kernels):
             "activates the notebook's project (--project=@.) when there is one.\n")
 
 
-@dataclass(frozen=True)
 class KernelDetail(Result):
     """show: one kernel, its kernel.json and its environment record."""
 
     schema = "kernel_detail"
 
-    kernel: KernelInfo
-    record: Optional[dict]
+    def __init__(self, kernel: KernelInfo, record: Optional[dict]) -> None:
+        self.kernel = kernel
+        self.record = record
 
     def to_json(self) -> dict:
         kernel = self.kernel
@@ -224,16 +224,18 @@ def _removals_json(removals: Sequence["Removal"]) -> list:
             for r in removals]
 
 
-@dataclass(frozen=True)
 class RemovalPlan(Several):
     """What remove will do (or, with --dry-run, would do), before it asks; `failed`:
     the kernels that must stay."""
 
     schema = "removal_result"
 
-    removals: Sequence["Removal"]
-    dry_run: bool
-    failed: Sequence[Failure] = ()
+    def __init__(self, removals: Sequence["Removal"],
+                 dry_run: bool,
+                 failed: Sequence[Failure] = ()) -> None:
+        self.removals = removals
+        self.dry_run = dry_run
+        self.failed = failed
 
     def to_json(self) -> dict:
         return {"removed": [], "would_remove": _removals_json(self.removals),
@@ -252,11 +254,13 @@ class RemovalPlan(Several):
         return "".join(lines)
 
 
-@dataclass(frozen=True)
 class Removed(Several):
     schema = "removal_result"
-    removed: Sequence["Removal"]
-    failed: Sequence[Failure] = ()
+
+    def __init__(self, removed: Sequence["Removal"],
+                 failed: Sequence[Failure] = ()) -> None:
+        self.removed = removed
+        self.failed = failed
 
     def to_json(self) -> dict:
         return {"removed": _removals_json(self.removed), "would_remove": [],
@@ -266,13 +270,13 @@ class Removed(Several):
         return f"Removed {len(self.removed)} kernel(s).\n"
 
 
-@dataclass(frozen=True)
 class RebuiltOne(Result):
     """One kernel rebuilt: said as soon as it is done (text only)."""
 
     schema = "kernel"
 
-    rebuilt: "Rebuilt"
+    def __init__(self, rebuilt: "Rebuilt") -> None:
+        self.rebuilt = rebuilt
 
     def to_json(self) -> dict:
         return self.rebuilt.kernel.to_json()
@@ -289,14 +293,14 @@ class RebuiltOne(Result):
         return text
 
 
-@dataclass(frozen=True)
 class RebuildReport(Several):
     """rebuild: every kernel rebuilt, and every one that could not be, with why."""
 
     schema = "rebuild"
 
-    done: Sequence["Rebuilt"]
-    failed: Sequence[Failure] = ()
+    def __init__(self, done: Sequence["Rebuilt"], failed: Sequence[Failure] = ()) -> None:
+        self.done = done
+        self.failed = failed
 
     def to_json(self) -> dict:
         return {"rebuilt": [r.kernel.to_json() for r in self.done],
@@ -313,11 +317,12 @@ class RebuildReport(Several):
 
 # Jobs and engines ---------------------------------------------------------------
 
-@dataclass(frozen=True)
 class Submitted(Result):
     schema = "submit"
-    submission: "Submission"
-    dry_run: bool
+
+    def __init__(self, submission: "Submission", dry_run: bool) -> None:
+        self.submission = submission
+        self.dry_run = dry_run
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]
@@ -341,10 +346,11 @@ class Submitted(Result):
         return text
 
 
-@dataclass(frozen=True)
 class EnginesStarted(Result):
     schema = "engines_started"
-    engines: "Engines"
+
+    def __init__(self, engines: "Engines") -> None:
+        self.engines = engines
 
     def to_json(self) -> dict:
         return self.engines.to_json()
@@ -358,11 +364,12 @@ class EnginesStarted(Result):
                 f"Stop them: kernelctl engines {engines.kernel} --stop\n")
 
 
-@dataclass(frozen=True)
 class EnginesStopped(Result):
     schema = "engines_stopped"
-    kernel: str
-    count: Optional[int]
+
+    def __init__(self, kernel: str, count: Optional[int]) -> None:
+        self.kernel = kernel
+        self.count = count
 
     def to_json(self) -> dict:
         return {"kernel": self.kernel, "stopped": self.count}
@@ -373,10 +380,11 @@ class EnginesStopped(Result):
 
 # Recipes ------------------------------------------------------------------------
 
-@dataclass(frozen=True)
 class Recipes(Result):
     schema = "recipes"
-    entries: Sequence["RecipeEntry"]
+
+    def __init__(self, entries: Sequence["RecipeEntry"]) -> None:
+        self.entries = entries
 
     def to_json(self) -> dict:
         return {"recipes": [entry.to_json() for entry in self.entries]}
@@ -396,10 +404,11 @@ class Recipes(Result):
         return "".join(lines)
 
 
-@dataclass(frozen=True)
 class RecipeDetail(Result):
     schema = "recipe"
-    entry: "RecipeEntry"
+
+    def __init__(self, entry: "RecipeEntry") -> None:
+        self.entry = entry
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]
@@ -425,10 +434,11 @@ class RecipeDetail(Result):
 
 # Doctor -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
 class DoctorReport(Result):
     schema = "doctor"
-    checks: Sequence["CheckResult"]
+
+    def __init__(self, checks: Sequence["CheckResult"]) -> None:
+        self.checks = checks
 
     @property
     def ok(self) -> bool:
@@ -458,15 +468,16 @@ class DoctorReport(Result):
         return "".join(lines)
 
 
-@dataclass(frozen=True)
 class FixPlan(Result):
     """The repairs doctor --fix found, shown before it asks (text only: --json prints
     the report after the repairs)."""
 
     schema = "fix_plan"
 
-    fixes: Sequence["Fix"] = field(default_factory=tuple)
-    dry_run: bool = False
+    def __init__(self, fixes: Sequence["Fix"] = (),
+                 dry_run: bool = False) -> None:
+        self.fixes = fixes
+        self.dry_run = dry_run
 
     def to_json(self) -> dict:
         return {"fixes": [fix.description for fix in self.fixes], "dry_run": self.dry_run}
