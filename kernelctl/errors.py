@@ -23,6 +23,10 @@ class BaseNotActive(KernelctlError):
     """The requested base image is not the one this session has."""
 
 
+class NotFound(KernelctlError):
+    """What was asked for by name (a kernel, a recipe) does not exist."""
+
+
 class NameTaken(KernelctlError):
     """A kernel or environment of that name already exists."""
 

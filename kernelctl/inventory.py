@@ -19,7 +19,7 @@ from typing import Mapping, Optional, Tuple
 from kernelctl import uenv
 from kernelctl.binding import JuliaBinding, PythonBinding
 from kernelctl.containers import Container, session_container
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import KernelctlError, NotFound
 from kernelctl.jupyter_paths import kernel_dirs
 from kernelctl.model import KERNEL_NAME_RE, LAUNCHER_SHELLS, KernelInfo, KernelSpec, Status
 from kernelctl.paths import is_within, same_path, unreachable
@@ -81,7 +81,7 @@ def find_kernel(name: str, env: Mapping[str, str]) -> KernelInfo:
     candidates = [k for k in find_kernels(env, include_shadowed=True)
                   if k.name == name.lower() or k.resource_dir.name == name]
     if not candidates:
-        raise KernelctlError(f"no kernel named '{name}'",
+        raise NotFound(f"no kernel named '{name}'",
                              "`kernelctl list` shows the kernels Jupyter can see.")
     return next((k for k in candidates if k.visible), candidates[0])
 

@@ -4,6 +4,7 @@ its versioned JSON document), progress, notices and errors."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Optional, TextIO
@@ -28,8 +29,10 @@ class Renderer:
                  err: Optional[TextIO] = None) -> None:
         self.as_json = as_json
         self.out, self.err = out or sys.stdout, err or sys.stderr
-        # Progress is for people watching a terminal; pipes and CI logs stay quiet.
-        self._show_progress = self.err.isatty() and not as_json
+        # Progress is for people watching a terminal; pipes and CI logs stay quiet, unless
+        # a front end that shows it asks (the panel's server runs commands so).
+        self._show_progress = (self.err.isatty() and not as_json
+                               or os.environ.get("KERNELCTL_PROGRESS") == "1")
         self._started = time.monotonic()
 
     def show(self, result: "Result") -> None:

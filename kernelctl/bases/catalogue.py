@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from kernelctl.bases.kind import KINDS, kind
-from kernelctl.errors import KernelctlError
+from kernelctl.errors import KernelctlError, NotFound
 from kernelctl.recipes import Recipe, load_recipe, recipe_dirs, recipe_files
 
 log = logging.getLogger("kernelctl")
@@ -96,7 +96,7 @@ def catalogue(env: Mapping[str, str], names: Sequence[str] = ()) -> list:
                                    loads=its_kind.recipe_loads(recipe)))
     missing = sorted(set(names) - {entry.name for entry in entries})
     if missing:
-        raise KernelctlError(f"no recipe named '{missing[0]}'",
+        raise NotFound(f"no recipe named '{missing[0]}'",
                              "`kernelctl recipes list` shows them; recipes are read from "
                              + ", ".join(str(d) for d in recipe_dirs(env)))
     return entries
