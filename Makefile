@@ -18,7 +18,7 @@ OWN_VERSIONS := $(call found,3.9 3.13)
 PORTABLE_TESTS := tests/test_parsers.py tests/test_create.py tests/test_list.py \
                   tests/test_remove.py tests/test_install.py tests/test_json.py
 
-.PHONY: demo test setup wheelhouse wheelhouses system-packages bench clean test-pythons lab-loop
+.PHONY: demo test setup wheelhouse wheelhouses system-packages bench clean test-pythons lab-loop labextension
 
 setup: $(BIN)/kernelctl
 
@@ -102,3 +102,10 @@ lab-loop: setup wheelhouse system-packages
 clean:
 	-@[ -x $(BIN)/kernelctl ] && $(BIN)/kernelctl remove kernelctl-demo --yes 2>/dev/null || true
 	rm -rf $(VENV) build
+
+# The Kernels panel's bundle (kernelctl/labextension, committed: installing kernelctl needs
+# no Node.js), rebuilt from labextension/src with Node.js and the npm registry.
+labextension: setup
+	cd labextension && npm ci --no-audit --no-fund && npx tsc && \
+	  npx build-labextension --core-path "$$($(abspath $(BIN))/python -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))')" .
+	$(BIN)/pip install --quiet -e '.[test]'

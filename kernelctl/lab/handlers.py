@@ -11,12 +11,13 @@ import asyncio
 import json
 import os
 import re
+import sys
 from typing import Any, Callable, Dict, List, Optional
 
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from kernelctl import api
+from kernelctl import api, shell
 from kernelctl.errors import KernelctlError, NotFound, as_user_error
 from kernelctl.lab.operations import Operations
 from kernelctl.render import document
@@ -104,6 +105,24 @@ class KernelActionHandler(KernelctlHandler):
         self.started(action, name.lower(), args)
 
 
+class KernelShellHandler(KernelctlHandler):
+    """What a JupyterLab terminal runs to be in the kernel's environment: `kernelctl
+    shell NAME`, with the server's own kernelctl (a terminal's login shell may have
+    another PATH), written through kernelctl.shell."""
+
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        try:
+            kernel = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: api.show(name, os.environ).kernel)
+        except KernelctlError as error:
+            self.refuse(error)
+            return
+        command = shell.words([sys.executable, "-m", "kernelctl", "shell", kernel.name],
+                              "the terminal's command")
+        self.reply({"kernel": kernel.name, "command": f"exec {command}"})
+
+
 class RecipesHandler(KernelctlHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -175,6 +194,7 @@ def handlers(base_url: str) -> list:
         (route("/kernels"), KernelsHandler),
         (route(f"/kernels/({URL_NAME})"), KernelHandler),
         (route(f"/kernels/({URL_NAME})/(rebuild|fix)"), KernelActionHandler),
+        (route(f"/kernels/({URL_NAME})/shell"), KernelShellHandler),
         (route("/recipes"), RecipesHandler),
         (route("/doctor"), DoctorHandler),
         (route("/operations/([0-9a-f]+)"), OperationHandler),
