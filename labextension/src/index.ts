@@ -214,8 +214,21 @@ class KernelsPanel extends Widget {
     name.focus();
   }
 
-  /** Start an operation, stream its progress; true when it ended well. */
+  /** Start an operation, stream its progress; true when it ended well. While one
+   * runs, the panel node carries data-busy (tests and styles use it). */
   private async operate(path: string, method: string, body?: Json): Promise<boolean> {
+    if (this.node.dataset.busy) {
+      return false; // one operation at a time from this panel
+    }
+    this.node.dataset.busy = '1';
+    try {
+      return await this.follow(path, method, body);
+    } finally {
+      delete this.node.dataset.busy;
+    }
+  }
+
+  private async follow(path: string, method: string, body?: Json): Promise<boolean> {
     this.message.replaceChildren();
     this.progress.textContent = '';
     const init: RequestInit = { method };
