@@ -65,7 +65,7 @@ system-packages:
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm lmod shellcheck dash; }
 
-test: setup wheelhouse wheelhouses system-packages
+test: setup wheelhouse wheelhouses system-packages labextension
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q

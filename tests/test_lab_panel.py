@@ -18,6 +18,15 @@ from tests.helpers import created, foreign_spec, kernelctl, write_kernel
 from tests.test_jupyterlab import CHROMIUM, run_cell_in_browser, start_lab
 
 CODE = "import kctl_shadow, sys; print('seen', kctl_shadow.__version__, sys.prefix)"
+# UPDATE_SCREENSHOTS=1 keeps the screenshots docs/lab.md shows (docs/images/).
+DOC_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+def snapshot(page, tmp_path: Path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / f"{name}.png"))
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        DOC_IMAGES.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOC_IMAGES / f"{name}.png"))
 
 
 @pytest.fixture
@@ -82,6 +91,7 @@ def test_the_panel_creates_fixes_removes_and_opens_a_terminal(panel_session, tmp
             page.wait_for_selector(".kc-findings .kc-hint", timeout=30_000)
             assert "kernelctl rebuild work --base uenv:prgenv-gnu/25.04:v1" in \
                 page.locator(".kc-findings").inner_text()
+            snapshot(page, tmp_path, "panel-finding")
             page.get_by_role("button", name="Fix").click()
             wait_for_operation(page)
             page.wait_for_function(
@@ -99,10 +109,12 @@ def test_the_panel_creates_fixes_removes_and_opens_a_terminal(panel_session, tmp
             page.wait_for_function(  # shown while the operation still runs
                 "() => document.querySelector('.kc-progress').textContent.length > 0"
                 " && document.querySelector('.kc-panel').dataset.busy", timeout=60_000)
+            snapshot(page, tmp_path, "panel-new-kernel")
             wait_for_operation(page)
             page.wait_for_selector(".kc-kernel[data-name='panel-made']", timeout=30_000)
             page.wait_for_selector(".jp-LauncherCard:has-text('Made in the panel')",
                                    timeout=30_000)
+            snapshot(page, tmp_path, "panel-launcher")
 
             # Remove leaves a hand-made kernel and the user's files alone, and says why.
             page.locator(".kc-kernel[data-name='hand']").click()
