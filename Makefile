@@ -18,7 +18,7 @@ OWN_VERSIONS := $(call found,3.9 3.13)
 PORTABLE_TESTS := tests/test_parsers.py tests/test_create.py tests/test_list.py \
                   tests/test_remove.py tests/test_install.py tests/test_json.py
 
-.PHONY: demo test setup wheelhouse wheelhouses system-packages bench clean test-pythons lab-loop labextension
+.PHONY: demo test setup wheelhouse wheelhouses system-packages bench clean test-pythons lab-loop labextension hub
 
 setup: $(BIN)/kernelctl
 
@@ -56,16 +56,18 @@ test-pythons: wheelhouses $(foreach v,$(OWN_VERSIONS),build/venv-$(v)/.done)
 
 # Debian packages the tests drive for real: chromium (JupyterLab in a browser; never a
 # browser download), Slurm (srun, sbatch), Lmod (module bases), shellcheck and dash (every
-# script kernelctl writes is checked by both).
+# script kernelctl writes is checked by both), sudo (JupyterHub submits as the user) and
+# python3 (the hub user's server runs on it: the tests' own Python is under /root).
 system-packages:
 	@command -v chromium >/dev/null && command -v slurmd >/dev/null && \
 	  command -v shellcheck >/dev/null && command -v dash >/dev/null && \
+	  command -v sudo >/dev/null && [ -x /usr/bin/python3 ] && \
 	  [ -x /usr/share/lmod/lmod/libexec/lmod ] || { \
-	  [ "$$(id -u)" = 0 ] || { echo "as root: apt-get install chromium slurm-wlm lmod shellcheck dash"; exit 1; }; \
+	  [ "$$(id -u)" = 0 ] || { echo "as root: apt-get install chromium slurm-wlm lmod shellcheck dash sudo python3"; exit 1; }; \
 	  apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm lmod shellcheck dash; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm lmod shellcheck dash sudo python3; }
 
-test: setup wheelhouse wheelhouses system-packages labextension
+test: setup wheelhouse wheelhouses system-packages labextension hub
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
@@ -109,3 +111,18 @@ labextension: setup
 	cd labextension && npm ci --no-audit --no-fund && npx tsc && \
 	  npx build-labextension --core-path "$$($(abspath $(BIN))/python -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))')" .
 	$(BIN)/pip install --quiet -e '.[test]'
+
+# The hub fixture (tests/hub.py): JupyterHub's proxy (npm), and the server environment of
+# its unprivileged user (Debian's python3 with JupyterLab, JupyterHub, batchspawner and
+# this checkout's kernelctl, installed by uv).
+hub: build/hub-proxy/.done build/hub-user-venv/.done
+build/hub-proxy/.done:
+	mkdir -p build/hub-proxy
+	cd build/hub-proxy && npm install --no-audit --no-fund --prefix . configurable-http-proxy@5
+	touch $@
+build/hub-user-venv/.done: pyproject.toml | setup system-packages
+	rm -rf build/hub-user-venv
+	$(BIN)/uv venv --quiet --python /usr/bin/python3 build/hub-user-venv
+	$(BIN)/uv pip install --quiet --python build/hub-user-venv/bin/python -e . jupyterlab \
+	  jupyterhub batchspawner
+	touch $@

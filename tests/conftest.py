@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -162,9 +163,24 @@ def slurm(tmp_path_factory):
     """A real single-node Slurm cluster, for srun and sbatch."""
     from tests.slurm import Slurm
 
-    cluster = Slurm(tmp_path_factory.mktemp("slurm")).start()
+    # Readable by every user, as a site's slurm.conf is: the hub's user submits too.
+    root = Path(tempfile.mkdtemp(prefix="kernelctl-slurm-"))
+    root.chmod(0o755)
+    cluster = Slurm(root).start()
     yield cluster
     cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def hub(slurm, wheelhouse):
+    """JupyterHub + batchspawner on the test Slurm, for the unprivileged user
+    tests/hub.py creates; their pip installs offline from the site's wheelhouse."""
+    from tests.hub import Hub
+
+    started = Hub(slurm, {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}).start()
+    yield started
+    started.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,71 @@
+"""The Kernels panel where users are: JupyterLab spawned by JupyterHub as a Slurm job
+(batchspawner), as an unprivileged Unix user, driven in Chromium from the hub's login
+page. Everything the panel does runs as that user: the kernel it makes is theirs."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import time
+
+from tests.hub import USER
+from tests.test_jupyterlab import CHROMIUM
+
+
+def test_a_user_makes_and_uses_a_kernel_from_the_panel_in_a_hub_job(hub, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                            "--disable-background-networking"])
+        page = browser.new_page()
+        try:
+            hub.login(page)
+            jobs = hub.slurm_jobs()
+            assert len(jobs) == 1 and jobs[0]["user"] == USER, jobs
+
+            page.locator(".jp-SideBar .lm-TabBar-tab[data-id='kernelctl-kernels']").click()
+            page.get_by_role("button", name="New kernel").click()
+            page.get_by_label("Name", exact=True).fill("from-the-hub")
+            page.get_by_label("Base", exact=True).fill("system")
+            page.get_by_label("Packages", exact=True).fill("tqdm")
+            page.get_by_label("Display name", exact=True).fill("Hub kernel")
+            page.get_by_role("button", name="Create").click()
+            page.wait_for_selector(".kc-kernel[data-name='from-the-hub'] .kc-status-ok",
+                                   timeout=300_000)
+            page.wait_for_selector(".jp-LauncherCard:has-text('Hub kernel')", timeout=30_000)
+            page.screenshot(path=str(tmp_path / "hub-panel.png"))
+
+            # The kernel is the user's: made by their server, in their home.
+            made = hub.home / ".local" / "share" / "jupyter" / "kernels" / "from-the-hub"
+            assert made.stat().st_uid == pwd.getpwnam(USER).pw_uid
+
+            # Open terminal (a login shell: PATH reset by /etc/profile) in its environment.
+            page.locator(".kc-kernel[data-name='from-the-hub']").click()
+            page.wait_for_selector(".kc-details h3:has-text('Hub kernel')", timeout=30_000)
+            page.get_by_role("button", name="Open terminal").click()
+            terminal = page.locator(".jp-Terminal").last
+            terminal.wait_for(timeout=30_000)
+            time.sleep(2)
+            terminal.click()
+            page.keyboard.type("echo $VIRTUAL_ENV > ~/terminal-venv.txt\n")
+            seen = hub.home / "terminal-venv.txt"
+            deadline = time.monotonic() + 30
+            while not (seen.exists() and seen.read_text().strip()) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.3)
+            listed = json.loads(hub.as_user("/usr/bin/env", str(hub.kernelctl()), "list",
+                                             "--json").stdout)
+            venv = next(k["venv"] for k in listed["kernels"] if k["name"] == "from-the-hub")
+            assert seen.read_text().strip() == venv
+
+            # A notebook on it imports the package the panel installed.
+            text = hub.run_cell(page, "from-the-hub", "import tqdm, sys; print('seen', "
+                                "tqdm.__name__, sys.prefix)", "seen")
+            assert f"seen tqdm {venv}" in text, text
+        finally:
+            page.screenshot(path=str(tmp_path / "hub-last.png"))
+            browser.close()
+    assert os.path.isdir(hub.home / ".local" / "share" / "kernelctl" / "venvs" / "from-the-hub")
