@@ -167,32 +167,16 @@ class Hub:
     def run_cell(self, page, kernel: str, code: str, wanted: str) -> str:
         """A notebook on `kernel` in the user's home, opened in their JupyterLab; the
         output of its one cell that contains `wanted`."""
-        from playwright.sync_api import TimeoutError as Timeout
+        from tests.test_jupyterlab import notebook_text, run_cell_on_page
 
         name = f"on-{kernel}"
-        notebook = {
-            "cells": [{"cell_type": "code", "execution_count": None, "id": "cell-1",
-                       "metadata": {}, "outputs": [], "source": [code]}],
-            "metadata": {"kernelspec": {"name": kernel, "display_name": kernel,
-                                        "language": "python"}},
-            "nbformat": 4, "nbformat_minor": 5}
         path = self.home / f"{name}.ipynb"
-        path.write_text(json.dumps(notebook))
+        path.write_text(notebook_text(kernel, code))
         entry = pwd.getpwnam(USER)
         os.chown(path, entry.pw_uid, entry.pw_gid)
-        page.goto(f"{self.url}/user/{USER}/lab/workspaces/{name}/tree/{name}.ipynb")
-        page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
-        editor = page.locator(".jp-Notebook .jp-Cell").first.locator(".cm-content")
-        for _attempt in range(6):  # a run sent while the kernel connects can be dropped
-            try:
-                editor.focus(timeout=10_000)
-                page.keyboard.press("Control+Enter")
-                output = page.wait_for_selector(
-                    f".jp-OutputArea-output:has-text('{wanted}')", timeout=20_000)
-                return output.inner_text()
-            except Timeout:
-                continue
-        raise AssertionError(f"no output with {wanted!r}:\n{self.log_tail()}")
+        return run_cell_on_page(
+            page, f"{self.url}/user/{USER}/lab/workspaces/{name}/tree/{name}.ipynb", wanted,
+            log=self.log_tail)
 
     def log_tail(self, lines: int = 60) -> str:
         text = (self.root / "hub.log").read_text(errors="replace").splitlines()[-lines:]

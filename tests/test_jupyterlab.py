@@ -41,13 +41,7 @@ class Lab:
             return "(no server log)"
 
     def write_notebook(self, name: str, kernel: str, code: str) -> str:
-        notebook = {
-            "cells": [{"cell_type": "code", "execution_count": None, "id": "cell-1",
-                       "metadata": {}, "outputs": [], "source": [code]}],
-            "metadata": {"kernelspec": {"name": kernel, "display_name": kernel,
-                                        "language": "python"}},
-            "nbformat": 4, "nbformat_minor": 5}
-        (self.root / f"{name}.ipynb").write_text(json.dumps(notebook))
+        (self.root / f"{name}.ipynb").write_text(notebook_text(kernel, code))
         # A workspace of its own: no other notebook restored beside it.
         return f"{self.url}/lab/workspaces/{name}/tree/{name}.ipynb?token={self.token}"
 
@@ -69,6 +63,16 @@ class Lab:
     def api(self, path: str):
         with urllib.request.urlopen(f"{self.url}{path}?token={self.token}", timeout=10) as r:
             return json.loads(r.read())
+
+
+def notebook_text(kernel: str, code: str) -> str:
+    """A notebook of one code cell, on `kernel`."""
+    return json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "cell-1",
+                   "metadata": {}, "outputs": [], "source": [code]}],
+        "metadata": {"kernelspec": {"name": kernel, "display_name": kernel,
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5})
 
 
 def start_lab(server_env: dict, root: Path):
@@ -109,7 +113,6 @@ def run_cell_in_browser(lab: Lab, page_url: str, kernel: str, wanted: str,
                         screenshot: Path) -> str:
     """Open the notebook, wait until its kernel is up, run the first cell, return the
     output that contains `wanted`."""
-    from playwright.sync_api import TimeoutError as Timeout
     from playwright.sync_api import sync_playwright
 
     assert os.access(CHROMIUM, os.X_OK), "Chromium is missing: .ci/run installs it (apt)"
@@ -120,26 +123,35 @@ def run_cell_in_browser(lab: Lab, page_url: str, kernel: str, wanted: str,
                   "--disable-component-update", "--no-first-run", "--disable-sync"])
         try:
             page = browser.new_page()
-            page.goto(page_url)
-            page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
-            lab.wait_for_kernel(kernel)
-            editor = page.locator(".jp-Notebook .jp-Cell").first.locator(".cm-content")
-            for _attempt in range(3):  # a run sent while the kernel connects can be dropped
-                try:
-                    # Focus, not a click: a toolbar laid over the cell for a moment
-                    # intercepts clicks, never focus.
-                    editor.focus(timeout=10_000)
-                    page.keyboard.press("Control+Enter")  # run the cell, stay on it
-                    output = page.wait_for_selector(
-                        f".jp-OutputArea-output:has-text('{wanted}')", timeout=20_000)
-                    return output.inner_text()
-                except Timeout:
-                    continue
-            raise AssertionError(f"no output with {wanted!r} in the notebook; server log:\n"
-                                 f"{lab.log_tail()}")
+            return run_cell_on_page(page, page_url, wanted, lambda: lab.wait_for_kernel(kernel),
+                                    lab.log_tail)
         finally:
             page.screenshot(path=str(screenshot))
             browser.close()
+
+
+def run_cell_on_page(page, page_url: str, wanted: str, ready=lambda: None,
+                     log=lambda: "") -> str:
+    """In an open browser: the notebook at `page_url`, its first cell run once `ready()`
+    returns; the output that contains `wanted`."""
+    from playwright.sync_api import TimeoutError as Timeout
+
+    page.goto(page_url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
+    ready()
+    editor = page.locator(".jp-Notebook .jp-Cell").first.locator(".cm-content")
+    for _attempt in range(5):  # a run sent while the kernel connects can be dropped
+        try:
+            # Focus, not a click: a toolbar laid over the cell for a moment intercepts
+            # clicks, never focus.
+            editor.focus(timeout=10_000)
+            page.keyboard.press("Control+Enter")  # run the cell, stay on it
+            output = page.wait_for_selector(
+                f".jp-OutputArea-output:has-text('{wanted}')", timeout=20_000)
+            return output.inner_text()
+        except Timeout:
+            continue
+    raise AssertionError(f"no output with {wanted!r} in the notebook; server log:\n{log()}")
 
 
 def test_healthy_kernel_runs_in_jupyterlab(lab_session, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import make_image
 from tests.helpers import created, foreign_spec, kernelctl, write_kernel
-from tests.test_jupyterlab import CHROMIUM, run_cell_in_browser, start_lab
+from tests.test_jupyterlab import CHROMIUM, run_cell_on_page, start_lab
 
 CODE = "import kctl_shadow, sys; print('seen', kctl_shadow.__version__, sys.prefix)"
 # UPDATE_SCREENSHOTS=1 keeps the screenshots docs/lab.md shows (docs/images/).
@@ -143,12 +143,25 @@ def test_the_panel_creates_fixes_removes_and_opens_a_terminal(panel_session, tmp
                     time.monotonic() < deadline:
                 time.sleep(0.3)
             assert seen.read_text().strip() == venv
+
+            # The kernels the panel made and fixed run in notebooks.
+            notebooks = browser.new_page()
+            for name in ("panel-made", "work"):
+                url = lab.write_notebook(f"on-{name}", name, CODE)
+                text = run_cell_on_page(notebooks, url, "seen",
+                                        lambda: lab.wait_for_kernel(name), lab.log_tail)
+                assert "seen 2.0" in text, text
+            notebooks.close()
+
+            # A kernel removed from the panel leaves the Launcher without a reload.
+            page.locator(".kc-kernel[data-name='panel-made']").click()
+            page.get_by_role("button", name="Remove").click()
+            wait_for_operation(page)
+            page.wait_for_selector(".kc-kernel[data-name='panel-made']", state="detached",
+                                   timeout=30_000)
+            page.wait_for_selector(".jp-LauncherCard:has-text('Made in the panel')",
+                                   state="detached", timeout=30_000)
+            assert not os.path.exists(venv)
         finally:
             page.screenshot(path=str(tmp_path / "panel.png"))
             browser.close()
-
-    # The kernels the panel made and fixed run in notebooks.
-    for name in ("panel-made", "work"):
-        url = lab.write_notebook(f"on-{name}", name, CODE)
-        text = run_cell_in_browser(lab, url, name, "seen", tmp_path / f"{name}.png")
-        assert "seen 2.0" in text, text
