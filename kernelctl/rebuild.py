@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
@@ -88,7 +89,8 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
         check_venvs_may_go([old_venv], kernel.resource_dir, env, request.delete_user_files)
         new_venv = free_path_beside(old_venv)
         create = CreateRequest(base=base.spec, name=kernel.name,
-                               display_name=kernel.display_name, venv=new_venv, packages=keep,
+                               display_name=chosen_display_name(kernel), venv=new_venv,
+                               packages=keep,
                                requirement_files=requirement_files, no_index=request.no_index,
                                find_links=request.find_links, installer=request.installer)
         with locks(home, (), [new_venv]):
@@ -105,6 +107,19 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
         if kept:
             notice(kept)
     return Rebuilt(made, binding.label, keep, from_base)
+
+
+def chosen_display_name(kernel: KernelInfo) -> Optional[str]:
+    """The display name to keep: the user's own; None for the one kernelctl wrote, which
+    names the old base ("Python 3.12 (prgenv-gnu/24.11:v1)") and would go on naming it:
+    the new base's name replaces it."""
+    binding = kernel.base
+    written = re.fullmatch(r"Python \d+\.\d+ \((.+)\)(?: · (.+))?", kernel.display_name)
+    if binding is None or written is None or written.group(2) not in (None, kernel.name):
+        return kernel.display_name
+    shown = written.group(1)
+    named = {binding.label, getattr(binding, "python", None), getattr(binding, "base_env", None)}
+    return None if shown in named else kernel.display_name
 
 
 # What the kernel.json of a kernelctl Python kernel holds beside its launcher.

@@ -95,6 +95,18 @@ def test_rebuild_without_base_follows_the_session_and_says_so(kernel_on_a, image
     assert_user_error(kernelctl("rebuild", "--stale", env=session_b), "no kernelctl kernel is stale")
 
 
+def test_rebuild_renames_only_the_display_name_kernelctl_wrote(prgenv_image, image_b,
+                                                             test_wheels):
+    """"Python 3.x (prgenv-gnu/24.11:v1)" would go on naming the old base after a rebuild
+    on 25.04: kernelctl's own display name follows the base; the user's stays."""
+    created("--base", "prgenv-gnu", "--name", "auto", env=prgenv_image.session_env(dict(os.environ)))
+    session_b = image_b.session_env(dict(os.environ))
+    done = kernelctl("rebuild", "auto", "--json", "--no-index", "--find-links", test_wheels,
+                     env=session_b)
+    assert done.returncode == 0, done.stderr
+    assert "(prgenv-gnu/25.04:v1)" in json.loads(done.stdout)["rebuilt"][0]["display_name"]
+
+
 def test_rebuild_refuses_what_is_not_its_own(kernel_on_a, tmp_path):
     from tests.helpers import foreign_spec, write_kernel
     import sys
