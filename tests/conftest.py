@@ -172,15 +172,22 @@ def slurm(tmp_path_factory):
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def hub(slurm, wheelhouse):
-    """JupyterHub + batchspawner on the test Slurm, for the unprivileged user
-    tests/hub.py creates; their pip installs offline from the site's wheelhouse."""
+@pytest.fixture(scope="module")
+def hub_process(slurm, wheelhouse):
     from tests.hub import Hub
 
     started = Hub(slurm, {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}).start()
     yield started
     started.stop()
+
+
+@pytest.fixture
+def hub(hub_process):
+    """JupyterHub + batchspawner on the test Slurm, for the unprivileged user
+    tests/hub.py creates; their pip installs offline from the site's wheelhouse. The
+    user's server (a Slurm job) is stopped after each test."""
+    yield hub_process
+    hub_process.stop_server()
 
 
 @pytest.fixture(scope="session")

@@ -102,7 +102,11 @@ class Hub:
             [str(Path(sys.executable).parent / "jupyterhub"), "-f",
              str(self.root / "jupyterhub_config.py")], cwd=self.root, env=env,
             stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait(lambda: self.api("GET", "/info"), "the hub")
+        try:
+            self._wait(lambda: self.api("GET", "/info"), "the hub")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def api(self, method: str, path: str, body=None):
@@ -184,13 +188,18 @@ class Hub:
         job = jobs[-1].read_text(errors="replace").splitlines()[-lines:] if jobs else []
         return "\n".join(["== hub", *text, "== job", *job])
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """The user's server stops, and its Slurm job with it: the test node's CPUs are
+        the other tests' too."""
         try:
             self.api("DELETE", f"/users/{USER}/server")
-        except Exception:  # the hub may be gone already; scancel below
+        except Exception:  # the hub may be gone already; scancel makes sure
             pass
         subprocess.run(["scancel", "-u", USER], env=self.slurm.env(dict(os.environ)),
                        capture_output=True)
+
+    def stop(self) -> None:
+        self.stop_server()
         if self.process is not None:
             self.process.terminate()
             try:

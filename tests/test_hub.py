@@ -20,7 +20,8 @@ def test_a_user_makes_and_uses_a_kernel_from_the_panel_in_a_hub_job(hub, tmp_pat
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
                                             "--disable-background-networking"])
-        page = browser.new_page()
+        context = browser.new_context()  # one login for every page of the test
+        page = context.new_page()
         try:
             hub.login(page)
             jobs = hub.slurm_jobs()
@@ -62,10 +63,20 @@ def test_a_user_makes_and_uses_a_kernel_from_the_panel_in_a_hub_job(hub, tmp_pat
             assert seen.read_text().strip() == venv
 
             # A notebook on it imports the package the panel installed.
-            text = hub.run_cell(page, "from-the-hub", "import tqdm, sys; print('seen', "
+            notebooks = context.new_page()
+            text = hub.run_cell(notebooks, "from-the-hub", "import tqdm, sys; print('seen', "
                                 "tqdm.__name__, sys.prefix)", "seen")
             assert f"seen tqdm {venv}" in text, text
+            notebooks.close()
+
+            # Remove: the kernel and its venv go, the Launcher follows without a reload.
+            page.locator(".kc-kernel[data-name='from-the-hub']").click()
+            page.get_by_role("button", name="Remove").click()
+            page.wait_for_selector(".jp-LauncherCard:has-text('Hub kernel')", state="detached",
+                                   timeout=120_000)
+            page.wait_for_selector(".kc-kernel[data-name='from-the-hub']", state="detached",
+                                   timeout=30_000)
+            assert not made.exists() and not os.path.exists(venv)
         finally:
             page.screenshot(path=str(tmp_path / "hub-last.png"))
             browser.close()
-    assert os.path.isdir(hub.home / ".local" / "share" / "kernelctl" / "venvs" / "from-the-hub")
