@@ -222,14 +222,22 @@ class Hub:
         raise AssertionError(f"{what} did not answer:\n{self.log_tail()}")
 
 
+MARK = ".kernelctl-test-user"  # in the home of a user these tests made, and only there
+
+
 def ensure_user() -> None:
-    """The unprivileged user, with an empty home (a fresh account for each run)."""
+    """The unprivileged user, with an empty home (a fresh account for each run). A user
+    of that name these tests did not make is never touched: the test fails instead."""
     try:
         entry = pwd.getpwnam(USER)
     except KeyError:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
         entry = pwd.getpwnam(USER)
+        (Path(entry.pw_dir) / MARK).write_text("made by kernelctl's tests (tests/hub.py)\n")
     home = Path(entry.pw_dir)
+    if not (home / MARK).is_file():
+        raise AssertionError(f"a user {USER} exists that kernelctl's tests did not make; "
+                             "its home is left alone: remove the user or rename USER")
     for child in home.iterdir():
-        if child.name not in (".bashrc", ".profile", ".bash_logout"):
+        if child.name not in (".bashrc", ".profile", ".bash_logout", MARK):
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
