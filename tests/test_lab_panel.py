@@ -116,6 +116,15 @@ def test_the_panel_creates_fixes_removes_and_opens_a_terminal(panel_session, tmp
                                    timeout=30_000)
             snapshot(page, tmp_path, "panel-launcher")
 
+            # A kernel made in a terminal shows up too (the panel asks every 10 s), and
+            # the Launcher with it.
+            made = kernelctl("create", "--base", "system", "--name", "from-terminal",
+                             "--display-name", "Made in a terminal", env=server_env)
+            assert made.returncode == 0, made.stderr
+            page.wait_for_selector(".kc-kernel[data-name='from-terminal']", timeout=60_000)
+            page.wait_for_selector(".jp-LauncherCard:has-text('Made in a terminal')",
+                                   timeout=30_000)
+
             # Remove leaves a hand-made kernel and the user's files alone, and says why.
             page.locator(".kc-kernel[data-name='hand']").click()
             page.wait_for_selector(".kc-details h3", timeout=30_000)

@@ -18,6 +18,8 @@ import { Widget } from '@lumino/widgets';
 
 type Json = any;
 
+const POLL_MS = 10_000;
+
 interface Reply {
   status: number;
   data: Json;
@@ -64,6 +66,8 @@ class KernelsPanel extends Widget {
   private progress = element('pre', { class: 'kc-progress', 'aria-label': 'Progress' });
   private message = element('div', { class: 'kc-message', role: 'alert' });
   private selected = '';
+  private seen = ''; // the listing last shown, to notice changes made elsewhere
+  private timer = 0;
 
   constructor(private app: JupyterFrontEnd) {
     super();
@@ -79,6 +83,33 @@ class KernelsPanel extends Widget {
 
   protected onAfterAttach(): void {
     void this.refresh();
+    // Kernels made, fixed or removed in a terminal show up too: ask every 10 s while
+    // the panel is open (the answer takes a few ms), and refresh the server's
+    // kernelspecs when something changed, so the Launcher follows as well.
+    this.timer = window.setInterval(() => void this.poll(), POLL_MS);
+  }
+
+  protected onBeforeDetach(): void {
+    window.clearInterval(this.timer);
+  }
+
+  protected onAfterShow(): void {
+    void this.poll();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.isHidden || this.node.dataset.busy) {
+      return;
+    }
+    const { status, data } = await call('kernels');
+    if (status === 200 && this.fingerprint(data) !== this.seen) {
+      await this.app.serviceManager.kernelspecs.refreshSpecs();
+      await this.refresh();
+    }
+  }
+
+  private fingerprint(data: Json): string {
+    return JSON.stringify(data.kernels.map((k: Json) => [k.name, k.display_name, k.status]));
   }
 
   async refresh(): Promise<void> {
@@ -87,6 +118,7 @@ class KernelsPanel extends Widget {
       this.say(data);
       return;
     }
+    this.seen = this.fingerprint(data);
     this.list.replaceChildren(...data.kernels.map((kernel: Json) => this.row(kernel)));
     if (this.selected) {
       await this.inspect(this.selected);
