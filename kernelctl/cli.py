@@ -20,6 +20,7 @@ from kernelctl.render import Renderer
 
 if TYPE_CHECKING:
     from kernelctl.results import Result
+    from kernelctl.slurm import SlurmRequest
 
 app = typer.Typer(
     help="Jupyter kernels on HPC base images (uenv, containers, modules), done right.",
@@ -118,6 +119,23 @@ def create(
     from_file: Optional[Path] = typer.Option(
         None, "--from", help="A kernel definition (kernelctl export): its base, names and "
         "packages; options given here override it."),
+    slurm: Optional[str] = typer.Option(
+        None, "--slurm", help="Run the kernel where the compute is: 'step' (a job step of "
+        "the allocation JupyterLab runs in) or 'job' (a job of its own). "
+        "docs/slurm-kernels.md."),
+    cpus: Optional[int] = typer.Option(None, "--cpus", help="With --slurm: CPUs."),
+    mem: Optional[str] = typer.Option(None, "--mem", help="With --slurm: memory (8G)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="With --slurm: GPUs (1, a100:2)."),
+    time_limit: Optional[str] = typer.Option(None, "--time",
+                                             help="With --slurm: time limit (1:00:00)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="With --slurm job."),
+    account: Optional[str] = typer.Option(None, "--account", help="With --slurm job."),
+    constraint: Optional[str] = typer.Option(None, "--constraint", help="With --slurm job."),
+    slurm_arg: List[str] = typer.Option([], "--slurm-arg", help="With --slurm: another "
+                                        "srun/sbatch option, whole (--slurm-arg=--qos=debug)."),
+    start_timeout: Optional[int] = typer.Option(
+        None, "--start-timeout", help="With --slurm: give up (and cancel) when the job has "
+        "not started after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print the created kernel as JSON."),
 ) -> None:
     """Create a virtualenv on top of a base image and a Jupyter kernel that uses it."""
@@ -125,13 +143,33 @@ def create(
     from kernelctl.create import CreateRequest
 
     renderer = Renderer(as_json)
+    wanted = _run(renderer, lambda: _slurm_request(
+        slurm, cpus=cpus, mem=mem, gpus=gpus, time=time_limit, partition=partition,
+        account=account, constraint=constraint, args=tuple(slurm_arg),
+        start_timeout=start_timeout))
     request = CreateRequest(
         base=base, name=name, display_name=display_name, venv=venv, prefix=prefix,
         packages=tuple(package), requirement_files=tuple(requirement), no_index=no_index,
         find_links=tuple(find_links), force=force, installer=installer,
-        delete_user_files=delete_user_files)
+        delete_user_files=delete_user_files, slurm=wanted)
     _answer(renderer, lambda: api.create(request, os.environ, kernelctl_home(),
                                          renderer.progress, renderer.notice, from_file))
+
+
+def _slurm_request(mode: Optional[str], **resources: object) -> "Optional[SlurmRequest]":
+    """The Slurm request of --slurm and the resource options; resources without a mode
+    are an error, not silently dropped."""
+    from kernelctl.slurm import SlurmRequest
+
+    given = {key: value for key, value in resources.items() if value not in (None, ())}
+    if mode is None:
+        if given:
+            options = ", ".join(f"--{key.replace('_', '-')}" for key in given)
+            raise KernelctlError(f"{options} only apply to Slurm kernels",
+                                 "Add --slurm job (a job of its own) or --slurm step (a "
+                                 "step of JupyterLab's allocation).")
+        return None
+    return SlurmRequest(mode=mode, **given).checked()  # type: ignore[arg-type]
 
 
 @app.command("list")
@@ -549,7 +587,9 @@ def _help(args: List[str]) -> NoReturn:
 VALUE_OPTIONS = {"--arg", "--parameter", "-P", "--output", "-o", "--base", "-b", "--name",
                  "-n", "--display-name", "--venv", "--prefix", "--package", "-p",
                  "--requirement", "-r", "--find-links", "--installer", "--from", "--julia",
-                 "--threads", "--project", "--timeout", "--engines"}
+                 "--threads", "--project", "--timeout", "--engines", "--slurm", "--cpus",
+                 "--mem", "--gpus", "--time", "--partition", "--account", "--constraint",
+                 "--slurm-arg", "--start-timeout"}
 # Commands whose arguments after the kernel's name are a program's own (`run NAME CMD...`).
 PROGRAM_COMMANDS = {"run"}
 

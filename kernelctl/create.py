@@ -24,7 +24,9 @@ from kernelctl.environment import (
 from kernelctl.errors import Interrupted, KernelctlError, NameTaken, disk_errors
 from kernelctl.installers import choose
 from kernelctl.kernelspec import (
+    HERE_FLAG,
     LAUNCHER,
+    SLURM_KEY,
     build_spec,
     check_kernel_name,
     check_replaceable,
@@ -45,6 +47,7 @@ from kernelctl.paths import check_writable, same_path
 from kernelctl.probe import probe
 from kernelctl.record import INCOMPLETE_MARKER, EnvRecord, read_record, write_record
 from kernelctl.redact import redact
+from kernelctl.slurm import SlurmRequest, check_accepted
 from kernelctl.transaction import (
     Transaction,
     locks,
@@ -75,6 +78,7 @@ class CreateRequest:
     force: bool = False
     installer: str = "auto"  # auto (uv when installed, else pip), pip or uv
     delete_user_files: bool = False  # --force may delete a venv holding the user's files
+    slurm: Optional[SlurmRequest] = None  # run as a Slurm step or job (docs/slurm-kernels.md)
 
 
 def create(request: CreateRequest, env: Mapping[str, str], home: Path,
@@ -87,6 +91,9 @@ def create(request: CreateRequest, env: Mapping[str, str], home: Path,
     choose(request.installer, env)  # an unknown or missing installer, before any work
     if request.name is not None:
         check_kernel_name(request.name)
+    if request.slurm is not None:
+        progress("Asking Slurm whether it accepts the kernel's request (sbatch --test-only)")
+        check_accepted(request.slurm.checked(), env)
     venv_root = _checked_venv_path(request.venv) if request.venv else None
     if request.base is None:
         progress("Looking for the base that fits this session")
@@ -143,18 +150,25 @@ def build_kernel(request: CreateRequest, base: Base, name: str, venv_root: Path,
     progress(f"Writing the kernel {name}")
     binding = replace(base.binding(), venv=str(venv.root),
                       kernelctl_version=__version__, created=_now())
-    spec = build_spec(kernel_dir / LAUNCHER, request.display_name or base.display_name(name),
+    spec = build_spec(kernel_dir / LAUNCHER, request.display_name or
+                      written_display_name(base.display_name(name), request.slurm),
                       kernel_env(venv, base, base.frozen(env), own_bin()), binding,
-                      base.launcher_shell)
+                      base.launcher_shell, request.slurm)
     gone, unavailable = _explanations(request, base, name, venv)
     launcher = launcher_script(venv.python, base.interpreter.version, venv.root,
                                base.digest or "", gone, unavailable, base.layers,
-                               base.launch_steps)
+                               base.launch_steps, slurm=request.slurm is not None)
     staged = stage_kernel(kernel_dir.parent, name, spec, ipykernel_logos(venv.ipykernel),
-                          tx, launcher)
+                          tx, launcher, slurm=request.slurm is not None)
     return staged, KernelInfo(name=name, display_name=spec.display_name, language="python",
                               resource_dir=kernel_dir, managed=True, status=Status.OK,
                               base=binding, venv=venv.root, spec=spec)
+
+
+def written_display_name(base_shown: str, slurm: Optional[SlurmRequest]) -> str:
+    """The display name kernelctl writes: the base's, and what a Slurm kernel asks for
+    ("Python 3.12 (system) · my-env · Slurm job: 4 CPUs, 1 GPU, 1 h")."""
+    return base_shown if slurm is None else f"{base_shown} · {slurm.summary()}"
 
 
 def _checked_venv_path(venv: Path) -> Path:
@@ -286,8 +300,11 @@ def check_starts(staged: Path, made: KernelInfo, env: Mapping[str, str]) -> None
 
     assert made.spec is not None
     spec = made.spec.to_dict()
-    spec["argv"] = [str(staged / LAUNCHER) if arg == str(made.resource_dir / LAUNCHER) else arg
-                    for arg in spec["argv"]]
+    launcher = str(made.resource_dir / LAUNCHER)
+    # A Slurm kernel is checked here, not as a job: what is checked is its environment.
+    here = [HERE_FLAG] if SLURM_KEY in made.spec.metadata else []
+    spec["argv"] = [item for arg in spec["argv"]
+                    for item in ([str(staged / LAUNCHER), *here] if arg == launcher else [arg])]
     with tempfile.TemporaryDirectory(prefix="kernelctl-check-") as kernels:
         os.makedirs(os.path.join(kernels, "check"))
         with open(os.path.join(kernels, "check", "kernel.json"), "w") as out:

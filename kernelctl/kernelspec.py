@@ -21,10 +21,13 @@ from kernelctl.ownership import (  # noqa: F401 (re-exported: the kernelspec's f
     LAUNCHER,
     LOGO_FILES,
     ORIGINAL_SPEC,
+    SLURM_RELAY,
     check_only_kernelspec,
     kernel_dir_target,
 )
 from kernelctl.paths import new_dir_mode
+from kernelctl.slurm import METADATA_KEY as SLURM_KEY
+from kernelctl.slurm import SlurmRequest
 from kernelctl.transaction import Transaction, aside_name, move_aside
 
 # A file name holds 255 bytes; kernelctl adds prefixes and suffixes (".kernelctl-old-",
@@ -32,6 +35,17 @@ from kernelctl.transaction import Transaction, aside_name, move_aside
 MAX_NAME_LENGTH = 100
 # The launcher's first argument that makes it exec the rest instead of the kernel.
 RUN_FLAG = "--kernelctl-run"
+# A Slurm kernel's launcher: the kernel itself, here (what runs in the step or job).
+HERE_FLAG = "--kernelctl-here"
+# Where a Slurm kernel goes instead of starting ipykernel: to the relay, which starts
+# the step or job; the job runs `launcher --kernelctl-slurm-kernel RUN_DIR KERNEL_DIR`
+# (sbatch runs a copy of the launcher, so the kernel's dir is an argument).
+SLURM_DISPATCH = """  case "${{1-}}" in
+    {here}) shift ;;
+    --kernelctl-slurm-kernel) shift; exec "$python" "$2/{relay}" kernel "$@" ;;
+    *) exec "$python" "$(dirname "$0")/{relay}" relay "$(dirname "$0")" "$@" ;;
+  esac
+"""
 
 
 def check_kernel_name(name: str) -> str:
@@ -82,7 +96,7 @@ esac
 if [ -x "$python" ] && [ "$base_here" = yes ] && {{ [ -z "$digest" ] || [ "$image_here" = yes ]; }}; then
   # `{run_flag} CMD...` (kernelctl run/submit/engines): CMD in this very environment.
   case "${{1-}}" in {run_flag}) shift; exec "$@" ;; esac
-  exec "$python" {python_flags}-m ipykernel_launcher "$@"
+{slurm_dispatch}  exec "$python" {python_flags}-m ipykernel_launcher "$@"
 fi
 if [ ! -d {venv} ]; then why={gone}; else why={unavailable}; fi
 case "${{1-}}" in {run_flag}) echo "kernelctl-launch.sh: $why" >&2; exit 1 ;; esac
@@ -100,10 +114,11 @@ exit 1
 
 def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
                     gone: str, unavailable: str, layers: tuple = (),
-                    launch_steps: str = "") -> str:
+                    launch_steps: str = "", slurm: bool = False) -> str:
     """kernelctl-launch.sh for a kernel; `gone` and `unavailable` are what the notebook
     shows when the venv was deleted, or its Python (its base image) is not here.
-    `launch_steps`: the base's own set-up (loading modules), run before the checks."""
+    `launch_steps`: the base's own set-up (loading modules), run before the checks.
+    `slurm`: the kernel runs as a Slurm step or job, through kernelctl-slurm.py."""
     flags = "-Xfrozen_modules=off " if _at_least(python_version, (3, 11)) else ""
     quote = shell.quote
     return LAUNCHER_TEMPLATE.format(
@@ -111,21 +126,26 @@ def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
         layer_checks="".join(f"[ -d {quote(layer)} ] || base_here=no\n" for layer in layers),
         launch_steps=launch_steps,
         venv=quote(str(venv)), gone=quote(gone), unavailable=quote(unavailable),
-        explainer=EXPLAINER, run_flag=RUN_FLAG)
+        explainer=EXPLAINER, run_flag=RUN_FLAG,
+        slurm_dispatch=SLURM_DISPATCH.format(here=HERE_FLAG, relay=SLURM_RELAY) if slurm else "")
 
 
 def build_spec(launcher: Path, display_name: str, env: dict, binding: Binding,
-               shell: str = "/bin/sh") -> KernelSpec:
+               shell: str = "/bin/sh", slurm: Optional[SlurmRequest] = None) -> KernelSpec:
+    """`slurm`: the kernel runs as a Slurm step or job; its interrupts are messages, as
+    srun does not forward a single SIGINT (the relay passes the message on)."""
     stored = escape_env(env)
     binding = replace(binding, env_written=",".join(
         f"{key}:{env_digest(value)}" for key, value in sorted(stored.items())))
+    metadata = {"debugger": True, METADATA_KEY: binding.to_metadata()}
+    if slurm is not None:
+        metadata[SLURM_KEY] = slurm.to_metadata()
     return KernelSpec(
         # /bin/sh always exists, so a kernel whose Python is gone can still explain itself.
         argv=(shell, str(launcher), "-f", "{connection_file}"),
-        display_name=display_name, language="python",
-        metadata={"debugger": True, METADATA_KEY: binding.to_metadata()},
+        display_name=display_name, language="python", metadata=metadata,
         # The launcher execs Python: same pid, same signals.
-        other={"interrupt_mode": "signal"},
+        other={"interrupt_mode": "signal" if slurm is None else "message"},
     ).with_values(env)
 
 
@@ -134,7 +154,7 @@ def _at_least(version: str, minimum: tuple) -> bool:
 
 
 def stage_kernel(kernels: Path, name: str, spec: KernelSpec, logo_dir: Optional[Path],
-                 tx: Transaction, launcher: str = "") -> Path:
+                 tx: Transaction, launcher: str = "", slurm: bool = False) -> Path:
     """Write the kernel into a hidden dir where Jupyter never looks, on the filesystem
     of `kernels`; install_staged moves it in. A dead run's is deleted by the next run."""
     kernels.mkdir(parents=True, exist_ok=True)
@@ -146,6 +166,9 @@ def stage_kernel(kernels: Path, name: str, spec: KernelSpec, logo_dir: Optional[
         (staging / LAUNCHER).write_text(launcher)
         explainer = resources.files("kernelctl").joinpath("resources", "kernelctl_explain.py")
         (staging / EXPLAINER).write_text(explainer.read_text())
+    if slurm:
+        relay = resources.files("kernelctl").joinpath("resources", "kernelctl_slurm.py")
+        (staging / SLURM_RELAY).write_text(relay.read_text())
     for logo in LOGO_FILES:
         if logo_dir and os.path.isfile(logo_dir / logo):
             shutil.copyfile(logo_dir / logo, staging / logo)

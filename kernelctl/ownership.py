@@ -29,10 +29,12 @@ if TYPE_CHECKING:
 LOGO_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
 LAUNCHER = "kernelctl-launch.sh"
 EXPLAINER = "kernelctl-explain.py"
+SLURM_RELAY = "kernelctl-slurm.py"  # a Slurm kernel's relay (docs/slurm-kernels.md)
 # A hand-made kernel.json that `kernelctl adopt` fixed, kept so the user can go back.
 ORIGINAL_SPEC = "kernel.json.before-kernelctl"
 # What a kernelspec directory may hold; anything else means it is not only a kernelspec.
 KERNELSPEC_FILES = frozenset({"kernel.json", "kernel.js", "kernel.css", LAUNCHER, EXPLAINER,
+                              SLURM_RELAY,
                               ORIGINAL_SPEC, *LOGO_FILES})
 # What venv/virtualenv, uv, pip and kernelctl put at the top of an environment.
 VENV_FILES = frozenset({"bin", "lib", "lib64", "include", "share", "etc", "man", "Scripts",

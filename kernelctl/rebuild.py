@@ -33,6 +33,8 @@ from kernelctl.ownership import (
 )
 from kernelctl.proc import run
 from kernelctl.record import read_record, write_record
+from kernelctl.slurm import METADATA_KEY as SLURM_KEY
+from kernelctl.slurm import SlurmRequest
 from kernelctl.transaction import (
     Transaction,
     locks,
@@ -92,7 +94,8 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
                                display_name=chosen_display_name(kernel), venv=new_venv,
                                packages=keep,
                                requirement_files=requirement_files, no_index=request.no_index,
-                               find_links=request.find_links, installer=request.installer)
+                               find_links=request.find_links, installer=request.installer,
+                               slurm=slurm_request(kernel.spec))
         with locks(home, (), [new_venv]):
             staged, made = build_kernel(create, base, kernel.name, new_venv,
                                         kernel.resource_dir, env, progress, notice, tx)
@@ -109,12 +112,18 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
     return Rebuilt(made, binding.label, keep, from_base)
 
 
+def slurm_request(spec: KernelSpec) -> Optional[SlurmRequest]:
+    """What a Slurm kernel asks of Slurm: kept by a rebuild."""
+    return SlurmRequest.from_metadata(spec.metadata.get(SLURM_KEY))
+
+
 def chosen_display_name(kernel: KernelInfo) -> Optional[str]:
     """The display name to keep: the user's own; None for the one kernelctl wrote, which
     names the old base ("Python 3.12 (prgenv-gnu/24.11:v1)") and would go on naming it:
     the new base's name replaces it."""
     binding = kernel.base
-    written = re.fullmatch(r"Python \d+\.\d+ \((.+)\)(?: · (.+))?", kernel.display_name)
+    shown_name = re.sub(r" · Slurm (?:step|job)(?:: .*)?\Z", "", kernel.display_name)
+    written = re.fullmatch(r"Python \d+\.\d+ \((.+)\)(?: · (.+))?", shown_name)
     if binding is None or written is None or written.group(2) not in (None, kernel.name):
         return kernel.display_name
     shown = written.group(1)
