@@ -61,6 +61,17 @@ def show(name: str, env: Mapping[str, str]) -> "KernelDetail":
     return KernelDetail(kernel, kernel_record(kernel))
 
 
+def slurm(name: str, mode: Optional[str], changes: dict, env: Mapping[str, str],
+          home: Path) -> "KernelDetail":
+    """A kernel made (or no longer) a Slurm kernel; its environment untouched."""
+    from kernelctl.inventory import kernel_record
+    from kernelctl.results import KernelDetail
+    from kernelctl.slurm_kernels import change_slurm
+
+    kernel = change_slurm(name, mode, changes, env, home)
+    return KernelDetail(kernel, kernel_record(kernel))
+
+
 def create(request: "CreateRequest", env: Mapping[str, str], home: Path,
            progress: Say = _quiet, notice: Say = _quiet,
            definition: Optional[Path] = None) -> "Created":

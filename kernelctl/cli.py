@@ -172,6 +172,37 @@ def _slurm_request(mode: Optional[str], **resources: object) -> "Optional[SlurmR
     return SlurmRequest(mode=mode, **given).checked()  # type: ignore[arg-type]
 
 
+@app.command("slurm")
+def slurm_command(
+    name: str = typer.Argument(..., autocompletion=complete_kernels),
+    mode: Optional[str] = typer.Option(
+        None, "--mode", help="step, job, or off (a plain kernel again). Default: the "
+        "kernel's mode; a kernel that is not a Slurm kernel yet needs it."),
+    cpus: Optional[int] = typer.Option(None, "--cpus", help="CPUs."),
+    mem: Optional[str] = typer.Option(None, "--mem", help="Memory (8G)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPUs (1, a100:2)."),
+    time_limit: Optional[str] = typer.Option(None, "--time", help="Time limit (1:00:00)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="For --mode job."),
+    account: Optional[str] = typer.Option(None, "--account", help="For --mode job."),
+    constraint: Optional[str] = typer.Option(None, "--constraint", help="For --mode job."),
+    slurm_arg: List[str] = typer.Option([], "--slurm-arg", help="Another srun/sbatch option, "
+                                        "whole (--slurm-arg=--qos=debug)."),
+    start_timeout: Optional[int] = typer.Option(
+        None, "--start-timeout", help="Give up (and cancel) when the job has not started "
+        "after this many seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print the kernel as `show` does."),
+) -> None:
+    """Run an existing kernel as a Slurm job step or job, change what it asks for, or
+    make it a plain kernel again (--mode off). Its environment is not touched."""
+    from kernelctl import api
+
+    changes = dict(cpus=cpus, mem=mem, gpus=gpus, time=time_limit, partition=partition,
+                   account=account, constraint=constraint, args=tuple(slurm_arg),
+                   start_timeout=start_timeout)
+    _answer(Renderer(as_json), lambda: api.slurm(name, mode, changes, os.environ,
+                                                 kernelctl_home()))
+
+
 @app.command("list")
 def list_kernels(
     show_all: bool = typer.Option(False, "--all", "-a",
@@ -589,7 +620,7 @@ VALUE_OPTIONS = {"--arg", "--parameter", "-P", "--output", "-o", "--base", "-b",
                  "--requirement", "-r", "--find-links", "--installer", "--from", "--julia",
                  "--threads", "--project", "--timeout", "--engines", "--slurm", "--cpus",
                  "--mem", "--gpus", "--time", "--partition", "--account", "--constraint",
-                 "--slurm-arg", "--start-timeout"}
+                 "--slurm-arg", "--start-timeout", "--mode"}
 # Commands whose arguments after the kernel's name are a program's own (`run NAME CMD...`).
 PROGRAM_COMMANDS = {"run"}
 

@@ -58,6 +58,10 @@ def find_kernels(env: Mapping[str, str], include_shadowed: bool = False) -> list
             kernel = inspect_kernel(entry, session)
             if kernel is None or not include_shadowed and _offered_by_no_server(kernel):
                 continue
+            if kernel.slurm is not None:
+                from kernelctl.slurm import with_runs
+
+                kernel = with_runs(kernel, env)
             if kernel.visible and kernel.name in winners:
                 if include_shadowed:
                     found.append(_shadowed(kernel, winners[kernel.name]))

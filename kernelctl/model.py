@@ -15,6 +15,7 @@ from kernelctl.binding import Binding
 # Jupyter's rule for kernel names (jupyter_client lower-cases them first).
 KERNEL_NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 # kernelctl's own block in kernel.json metadata.
+SLURM_KEY = "kernelctl_slurm"  # a Slurm kernel's request (kernelctl.slurm)
 METADATA_KEY = "kernelctl"
 
 
@@ -56,6 +57,14 @@ class KernelInfo:
     # A kernel that is a Python environment's own (ipykernel's python3 in PREFIX/share/
     # jupyter/kernels, kernelctl's own environment's): whose it is. Never removed.
     belongs_to: Optional[str] = None
+    # A Slurm kernel's live jobs or steps, one per running notebook (kernelctl.slurm).
+    slurm_runs: tuple = ()
+
+    @property
+    def slurm(self) -> Optional[dict]:
+        """What a Slurm kernel asks of Slurm (kernel.json's metadata); None otherwise."""
+        wanted = self.spec.metadata.get(SLURM_KEY) if self.spec is not None else None
+        return wanted if isinstance(wanted, dict) else None
 
     def to_json(self) -> dict:
         return {
@@ -67,6 +76,7 @@ class KernelInfo:
             "venv": str(self.venv) if self.venv else None,
             "visible": self.visible,
             "belongs_to": self.belongs_to,
+            "slurm": {**self.slurm, "runs": list(self.slurm_runs)} if self.slurm else None,
         }
 
 

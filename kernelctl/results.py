@@ -161,7 +161,8 @@ class Kernels(Result):
             return "No Jupyter kernels found.\n"
         lines = [row("NAME", "DISPLAY NAME", "BASE", "STATUS")]
         lines += [row(k.name, k.display_name, base_label(k),
-                      k.status if k.visible else f"{k.status}*") for k in self.kernels]
+                      k.status if k.visible else f"{k.status}*") + _runs_text(k)
+                  for k in self.kernels]
         if any(not k.visible for k in self.kernels):
             lines.append("* not offered by Jupyter (shadowed, or an entry Jupyter skips)\n")
         troubled = [k for k in self.kernels if k.status in (Status.BROKEN, Status.MISMATCH)]
@@ -170,6 +171,15 @@ class Kernels(Result):
                          "`kernelctl show NAME` says why;\n"
                          "`kernelctl remove --broken` removes broken kernelctl kernels.\n")
         return "".join(lines)
+
+
+def _runs_text(kernel: KernelInfo) -> str:
+    """A Slurm kernel's live jobs, under its row."""
+    if not kernel.slurm_runs:
+        return ""
+    from kernelctl.slurm import describe_run
+
+    return "".join(f"    {describe_run(run)}\n" for run in kernel.slurm_runs)
 
 
 class JuliaKernels(Kernels):
@@ -208,6 +218,11 @@ class KernelDetail(Result):
             lines.append(("offered", "no (see problems)"))
         text = "".join(f"{key + ':':14} {value}\n" for key, value in lines)
         text += "".join(f"problem:       {problem}\n" for problem in kernel.problems)
+        if kernel.slurm is not None:
+            from kernelctl.slurm import describe_run, summary_of
+
+            text += f"slurm:         {summary_of(kernel.slurm)}\n"
+            text += "".join(f"running:       {describe_run(run)}\n" for run in kernel.slurm_runs)
         if self.record:
             requested = self.record.get("packages", {}).get("requested", [])
             text += f"packages:      {redact(', '.join(requested)) or '-'}\n"

@@ -12,15 +12,19 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from kernelctl import proc
 from kernelctl.errors import CommandFailed, KernelctlError
+from kernelctl.model import SLURM_KEY
 from kernelctl.paths import kernelctl_home
+
+if TYPE_CHECKING:
+    from kernelctl.model import KernelInfo
 
 MODES = ("step", "job")
 # kernel.json's metadata key holding a Slurm kernel's request; the relay reads it.
-METADATA_KEY = "kernelctl_slurm"
+METADATA_KEY = SLURM_KEY
 # Slurm's --time forms: MIN, MIN:SEC, H:MIN:SEC, D-H, D-H:MIN, D-H:MIN:SEC.
 TIME_FORMS = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\Z")
 MEMORY = re.compile(r"[1-9]\d*[KMGT]?\Z|0\Z", re.IGNORECASE)
@@ -216,6 +220,13 @@ def runs_dir(env: Mapping[str, str]) -> Path:
     return kernelctl_home(env) / "slurm-runs"
 
 
+def with_runs(kernel: "KernelInfo", env: Mapping[str, str]) -> "KernelInfo":
+    """The kernel with its live runs when it is a Slurm kernel."""
+    if kernel.slurm is None:
+        return kernel
+    return replace(kernel, slurm_runs=tuple(live_runs(kernel.name, env)))
+
+
 def live_runs(kernel_name: str, env: Mapping[str, str]) -> list:
     """The kernel's running relays: {job, step, state, reason, node, time_left, mode},
     one per open notebook."""
@@ -271,3 +282,9 @@ def describe_run(run: dict) -> str:
     if run.get("time_left") and run.get("time_left") not in ("INVALID", "NOT_SET"):
         text += f", {run['time_left']} left"
     return text
+
+
+def summary_of(wanted: dict) -> str:
+    """The summary of a request as kernel.json keeps it."""
+    request = SlurmRequest.from_metadata(wanted)
+    return request.summary() if request is not None else "Slurm (an unknown mode)"

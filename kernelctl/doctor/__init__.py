@@ -22,7 +22,7 @@ CHECKS = (
     storage.quota, storage.scratch_link,
     logs.server_log,
     pitfalls.torchrun, pitfalls.rank_variables, pitfalls.gpu_holders,
-    deep.deep, slurm.srun_probe,
+    deep.deep, slurm.srun_probe, slurm.slurm_requests,
 )
 __all__ = ["CHECKS", "CheckResult", "Context", "diagnose", "examine", "failed"]
 

@@ -83,3 +83,29 @@ def _probe(command: list, env: dict, timeout: float) -> dict:
         raise ValueError(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
                          else f"exit code {done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def slurm_requests(context: Context) -> Iterator[CheckResult]:
+    """Would Slurm still run each Slurm kernel's job (sbatch --test-only)? A partition
+    renamed, an account expired, a limit lowered: said here, before a notebook waits."""
+    from kernelctl.slurm import SlurmRequest, test_only
+
+    for kernel in context.kernels:
+        request = SlurmRequest.from_metadata(kernel.slurm)
+        if request is None:
+            continue
+        if not shutil.which("sbatch", path=context.env.get("PATH")):
+            yield kernel_result(kernel, "slurm.request", "warn",
+                                f"{kernel.name} is a Slurm kernel, and sbatch is not on PATH "
+                                "here: it can only start where Slurm is",
+                                "Use it from JupyterLab on your cluster.")
+            continue
+        problem = test_only(request, context.env)
+        if problem:
+            yield kernel_result(kernel, "slurm.request", "fail",
+                                f"Slurm would not run {kernel.name}'s {request.mode}: {problem}",
+                                f"Ask for what Slurm accepts: kernelctl slurm {kernel.name} "
+                                "--partition ... --time ... (sinfo shows the partitions).")
+        else:
+            yield kernel_result(kernel, "slurm.request", "ok",
+                                f"Slurm accepts {kernel.name}'s request ({request.summary()})")
