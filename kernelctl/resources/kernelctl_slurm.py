@@ -263,7 +263,7 @@ class Relay:
                 f"the kernel '{self.name}' runs as a job step of the allocation the Jupyter "
                 "server runs in, and this server is not in a Slurm allocation. Start "
                 "JupyterLab inside one (salloc, sbatch, or your site's JupyterHub), or "
-                f"make it a job of its own: kernelctl slurm {self.name} --slurm job")
+                f"make it a job of its own: kernelctl slurm {self.name} --mode job")
         node = os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
         options = ["--jobid", job, "--export=ALL", "--ntasks=1", "--nodes=1",
                    f"--nodelist={node}", f"--job-name=kernelctl-{self.name}"]
@@ -338,6 +338,7 @@ class Relay:
                     self._tell_waiting(f"kernelctl: the job started on {running.get('node')}"
                                        f" after {waited} s; running the cell\n")
                 self._flush_queued()
+                self._follow_running()
             else:
                 self._follow_pending()
         elif self.phase == "running":
@@ -372,9 +373,8 @@ class Relay:
                 f"(kernelctl slurm {self.name} ...).")
         said = f"{self.state.get('state')} ({self.state.get('reason') or 'starting'})"
         if said != self.last_said and self.waiting_cells:
-            what = f"job {self.job}" if not self.step_mode else f"a step of job {self.job}"
-            self._tell_waiting(f"kernelctl: waiting for {what}: {said}, "
-                               f"{int(waited)} s so far\n")
+            self._tell_waiting(self._waiting_text().rstrip("\n")
+                               + f", {int(waited)} s so far\n")
             self.last_said = said
 
     def _follow_running(self):
