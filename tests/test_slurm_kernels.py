@@ -461,3 +461,43 @@ def test_an_existing_kernel_becomes_a_slurm_kernel_and_doctor_checks_its_request
     assert_user_error(kernelctl("slurm", "later", "--cpus", "2", env=server),
                       "is not a Slurm kernel yet")
     assert_user_error(kernelctl("slurm", "nosuch", "--mode", "job", env=server), "no kernel")
+
+
+def test_jupyterlab_in_an_allocation_runs_step_and_job_kernels(prgenv_image, test_wheels,
+                                                               slurm, allocate, tmp_path):
+    """JupyterLab started inside the user's allocation (what salloc gives the command
+    it runs: SLURM_JOB_ID and the rest), as at the sites; its notebooks on a step kernel
+    and a job kernel, in the browser; nothing left once the server stops."""
+    from tests.test_jupyterlab import run_cell_in_browser, start_lab
+
+    allocation = allocate(4, 2)  # the rest of the node is for the job kernel
+    slurm_kernel(prgenv_image, test_wheels, slurm, "lab-step", "--slurm", "step", "--cpus", "2",
+                 "--gpus", "1")
+    slurm_kernel(prgenv_image, test_wheels, slurm, "lab-job", "--slurm", "job", "--cpus", "2",
+                 "--gpus", "1", "--time", "10")
+    session = server_env_of(prgenv_image, slurm, SLURM_JOB_ID=allocation,
+                            SLURM_EXPORT_ENV="HOME,PATH,SLURM_CONF")
+    server_env = {**session, "PATH": f"{Path(sys.executable).parent}:{session['PATH']}"}
+    root = Path(os.environ["HOME"])
+    lab, handle = start_lab(server_env, root)
+    try:
+        specs = handle.api("/api/kernelspecs")["kernelspecs"]
+        assert specs["lab-job"]["spec"]["display_name"].endswith(
+            "Slurm job: 2 CPUs, 1 GPU, 10 min")
+        assert specs["lab-job"]["spec"]["interrupt_mode"] == "message"
+        results = {}
+        for name in ("lab-step", "lab-job"):
+            url = handle.write_notebook(name, name, SHOW)
+            results[name] = seen(run_cell_in_browser(handle, url, name, "SEEN",
+                                                     tmp_path / f"{name}.png"))
+        assert kernel_steps(slurm, "lab-step") and kernel_jobs(slurm, "lab-job")
+    finally:
+        lab.terminate()
+        lab.wait(timeout=60)
+    step, job = results["lab-step"], results["lab-job"]
+    assert step["job"] == allocation and step["cpus"] == "2" and step["gpus"]
+    assert job["job"] != allocation and job["cpus"] == "2" and job["gpus"]
+    assert step["shadow"] == job["shadow"] == "2.0"
+    wait_until("nothing left after JupyterLab stopped", lambda: not kernel_steps(
+        slurm, "lab-step") and not [j for j in kernel_jobs(slurm, "lab-job")
+                                   if j[1] in ("PENDING", "RUNNING")])
