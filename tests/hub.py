@@ -57,6 +57,9 @@ c.Spawner.http_timeout = 180
 c.Spawner.environment = {environment!r}
 c.SlurmSpawner.req_partition = "tests"
 c.SlurmSpawner.req_runtime = "02:00:00"
+# A small allocation, as at Alliance or DKRZ: step kernels take parts of it.
+c.SlurmSpawner.req_nprocs = "4"
+c.SlurmSpawner.req_gres = "gpu:2"
 c.SlurmSpawner.req_srun = "srun --export=ALL"
 # The test Slurm's configuration is not at /etc/slurm, and sudo drops SLURM_CONF.
 c.SlurmSpawner.exec_prefix = "sudo -E -u {{username}} env SLURM_CONF={slurm_conf}"
@@ -148,12 +151,15 @@ class Hub:
         return {"HOME": str(self.home), "USER": USER, "LOGNAME": USER,
                 "PATH": "/usr/local/bin:/usr/bin:/bin", **self.environment}
 
-    def as_user(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        """A command run as the user (setpriv: their uid, gids and nothing of root's)."""
+    def as_user(self, *args: str, on_cluster: bool = False,
+                **kwargs) -> subprocess.CompletedProcess:
+        """A command run as the user (setpriv: their uid, gids and nothing of root's);
+        `on_cluster`: in a terminal of the cluster, where Slurm's commands work."""
         entry = pwd.getpwnam(USER)
+        env = self.slurm.env(self.user_env()) if on_cluster else self.user_env()
         return subprocess.run(
             ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups",
-             "--inh-caps=-all", *args], env=self.user_env(), cwd=str(self.home),
+             "--inh-caps=-all", *args], env=env, cwd=str(self.home),
             capture_output=True, text=True, timeout=300, **kwargs)
 
     def kernelctl(self) -> Path:
@@ -187,6 +193,15 @@ class Hub:
         jobs = sorted(self.home.glob("jupyterhub_slurmspawner_*.log"))
         job = jobs[-1].read_text(errors="replace").splitlines()[-lines:] if jobs else []
         return "\n".join(["== hub", *text, "== job", *job])
+
+    def stop_server_gently(self, timeout: float = 120) -> None:
+        """The user stops their server from the hub (its job is cancelled by
+        batchspawner): nothing else is cancelled for them."""
+        self.api("DELETE", f"/users/{USER}/server")
+        deadline = time.monotonic() + timeout
+        while self.api("GET", f"/users/{USER}").get("servers", {}):
+            assert time.monotonic() < deadline, self.log_tail()
+            time.sleep(1)
 
     def stop_server(self) -> None:
         """The user's server stops, and its Slurm job with it: the test node's CPUs are

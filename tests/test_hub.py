@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import subprocess
 import time
 
 from tests.hub import USER
@@ -80,3 +81,51 @@ def test_a_user_makes_and_uses_a_kernel_from_the_panel_in_a_hub_job(hub, tmp_pat
         finally:
             page.screenshot(path=str(tmp_path / "hub-last.png"))
             browser.close()
+
+
+def test_slurm_kernels_of_a_hub_server_get_their_own_step_and_job(hub, slurm, tmp_path):
+    """The user's server is a batchspawner job step (srun inside sbatch --export=LIST):
+    a step kernel must share its allocation (--overlap) and get the kernel's whole
+    environment despite SLURM_EXPORT_ENV; a job kernel gets a job of its own. When the
+    user stops their server, nothing of either is left."""
+    from playwright.sync_api import sync_playwright
+
+    for name, options in (("hub-step", ["--slurm", "step", "--cpus", "2", "--gpus", "1"]),
+                          ("hub-job", ["--slurm", "job", "--cpus", "2", "--time", "10"])):
+        made = hub.as_user("/usr/bin/env", str(hub.kernelctl()), "create", "--base", "system",
+                           "--name", name, *options, on_cluster=True)
+        assert made.returncode == 0, made.stderr
+    code = ("import os, sys; print('SEEN', os.environ.get('SLURM_JOB_ID'), "
+            "os.environ.get('SLURM_STEP_ID'), os.environ.get('SLURM_CPUS_PER_TASK'), "
+            "os.environ.get('CUDA_VISIBLE_DEVICES'), sys.prefix)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                            "--disable-background-networking"])
+        context = browser.new_context()
+        page = context.new_page()
+        try:
+            hub.login(page)
+            [server_job] = hub.slurm_jobs()
+            pages = {name: context.new_page() for name in ("hub-step", "hub-job")}
+            seen = {name: hub.run_cell(pages[name], name, code, "SEEN").split()
+                    for name in pages}
+            steps = subprocess.run(["squeue", "-h", "-s", "-o", "%i|%j"], capture_output=True,
+                                   text=True, env=slurm.env(dict(os.environ))).stdout
+        finally:
+            for name, notebook in locals().get("pages", {}).items():
+                notebook.screenshot(path=str(tmp_path / f"hub-{name}.png"))
+            browser.close()
+    _, job, step, cpus, gpus, prefix = seen["hub-step"][:6]
+    assert f"{job}.{step}|kernelctl-hub-step" in steps, (seen, steps)
+    assert job == server_job["id"] and cpus == "2" and gpus != "None"
+    assert prefix.endswith("/hub-step")
+    _, job, step, cpus, _, prefix = seen["hub-job"][:6]
+    assert job != server_job["id"] and cpus == "2" and prefix.endswith("/hub-job")
+    kernel_jobs = [j for j in hub.slurm_jobs() if j["name"].startswith("kernelctl-")]
+    assert [j["id"] for j in kernel_jobs] == [job], kernel_jobs
+    hub.stop_server_gently()
+    deadline = time.monotonic() + 60
+    while [j for j in hub.slurm_jobs() if j["state"] in ("PENDING", "RUNNING")]:
+        assert time.monotonic() < deadline, hub.slurm_jobs()
+        time.sleep(1)

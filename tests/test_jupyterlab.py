@@ -139,6 +139,7 @@ def run_cell_on_page(page, page_url: str, wanted: str, ready=lambda: None,
     page.goto(page_url)
     page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
     ready()
+    _wait_for_the_notebooks_kernel(page, page_url)
     editor = page.locator(".jp-Notebook .jp-Cell").first.locator(".cm-content")
     for _attempt in range(5):  # a run sent while the kernel connects can be dropped
         try:
@@ -152,6 +153,33 @@ def run_cell_on_page(page, page_url: str, wanted: str, ready=lambda: None,
         except Timeout:
             continue
     raise AssertionError(f"no output with {wanted!r} in the notebook; server log:\n{log()}")
+
+
+# A GET of the server's API from the page, as JupyterLab makes it (a hub's single-user
+# server wants the _xsrf cookie back as a header).
+FETCH_JSON = """url => {
+  const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1];
+  const headers = xsrf ? {"X-XSRFToken": decodeURIComponent(xsrf)} : {};
+  return fetch(url, {headers}).then(r => r.json()).catch(() => []);
+}"""
+
+
+def _wait_for_the_notebooks_kernel(page, page_url: str, timeout: float = 120) -> None:
+    """Until the server has the page's notebook session with an idle kernel: a cell run
+    before the session exists makes JupyterLab ask which kernel to start (a dialog the
+    keys would then answer)."""
+    base = page_url.split("/lab/")[0]
+    notebook = page_url.split("?")[0].rsplit("/", 1)[-1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sessions = page.evaluate(FETCH_JSON, f"{base}/api/sessions")
+        if isinstance(sessions, list) and any(
+                s.get("path", "").endswith(notebook) and s.get("kernel") and
+                s["kernel"].get("execution_state") == "idle" for s in sessions):
+            time.sleep(1)  # the page's own connection to it
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the notebook {notebook} never got an idle kernel: {sessions}")
 
 
 def test_healthy_kernel_runs_in_jupyterlab(lab_session, tmp_path):

@@ -183,6 +183,8 @@ class Relay:
         self.waiting_cells = []  # parent headers of cells waiting for the job
         self.running_cell = None
         self.shutting_down = False
+        self.probes = set()  # msg_ids of the relay's own kernel_info requests
+        self.next_probe = 0.0
         self.job = self.step = None
         self.srun = None
         self.submitted_at = time.monotonic()
@@ -271,9 +273,15 @@ class Relay:
             # The server is itself a step holding the allocation (batchspawner's srun):
             # a step beside it must share its resources.
             options.append("--overlap")
+        wanted = self.wanted.get("options", [])
+        if not any(option.startswith("--mem") for option in wanted):
+            # Without --mem a step claims memory the server's step may hold already;
+            # --mem=0: the allocation's memory, shared, as the server shares it.
+            options.append("--mem=0")
         self.job = job
-        self.srun = subprocess.Popen(["srun", *options, *self.wanted.get("options", []),
-                                      *self._launch_args()],
+        command = ["srun", *options, *wanted, *self._launch_args()]
+        self._say(f"kernelctl: starting the kernel as a step of job {job}: {' '.join(command)}")
+        self.srun = subprocess.Popen(command,
                                      env=self._slurm_env(), stdin=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, errors="replace")
         self.srun_said = []
@@ -316,6 +324,8 @@ class Relay:
                 if self._look():
                     return
                 next_look = now + (POLL_EVERY if self.phase != "ended" else 3600)
+            if self.phase == "connecting" and now >= self.next_probe:
+                self._probe()
             if os.getppid() != self.parent:
                 self._say("kernelctl: the Jupyter server went away; cancelling the job")
                 return
@@ -331,20 +341,35 @@ class Relay:
             if running:
                 self._connect_back(running)
                 self.step = running.get("step")
-                self.phase = "running"
+                self.phase = "connecting"
                 self.state.update(node=running.get("node"))
-                waited = int(time.monotonic() - self.submitted_at)
-                if self.waiting_cells:
-                    self._tell_waiting(f"kernelctl: the job started on {running.get('node')}"
-                                       f" after {waited} s; running the cell\n")
-                self._flush_queued()
-                self._follow_running()
+                self._probe()
             else:
                 self._follow_pending()
+        elif self.phase == "connecting":
+            self._follow_running()
         elif self.phase == "running":
             self._follow_running()
         self._record()
         return self.shutting_down and self.phase == "ended"
+
+    def _probe(self):
+        """Ask the kernel for kernel_info on the relay's own account: its reply on iopub
+        says the relay's subscription is live (a PUB drops what is sent before)."""
+        message = self.signer.message("kernel_info_request", {})
+        self.probes.add(json.loads(message[message.index(DELIM) + 2])["msg_id"])
+        self.back["shell"].send_multipart(message)
+        self.next_probe = time.monotonic() + 0.5
+
+    def _kernel_is_up(self):
+        """The kernel answers, and its iopub reaches the relay: the cells go to it."""
+        self.phase = "running"
+        waited = int(time.monotonic() - self.submitted_at)
+        if self.waiting_cells:
+            self._tell_waiting(f"kernelctl: the job started on {self.state.get('node')}"
+                               f" after {waited} s; running the cell\n")
+        self._flush_queued()
+        self._follow_running()
 
     def _follow_pending(self):
         if self.step_mode:
@@ -421,11 +446,21 @@ class Relay:
             self._answer_here(channel, frames)
 
     def _from_kernel(self, channel, frames):
+        parsed = parse(frames)
+        parent_id = parsed[2].get("msg_id") if parsed else None
+        if parent_id in self.probes:  # the relay's own probe: not the client's business
+            if channel == "iopub" and self.phase == "connecting":
+                self._kernel_is_up()
+            return
         if channel == "iopub":
+            kind = parsed[1].get("msg_type") if parsed else None
+            # The client was told the kernel is there; a "starting" now would make it
+            # think the kernel restarted.
+            if kind == "iopub_welcome" or kind == "status" and b'"starting"' in frames[-1]:
+                return
             self.front["iopub"].send_multipart(frames)
             return
         self.front[channel].send_multipart(frames)
-        parsed = parse(frames)
         if parsed and parsed[1].get("msg_type") == "shutdown_reply":
             self.shutting_down = True
             self.phase = "ended"  # the kernel stops; the relay follows
