@@ -71,7 +71,7 @@ def start(name: str, n: int, srun_args: Sequence[str], env: Mapping[str, str],
     python = str(target.kernel.venv / "bin" / "python") if target.kernel.venv else "python"
     run_env = target.env(env)
     controller = spawn_detached(target.argv([python, "-m", "ipyparallel.controller",
-                                     f"--profile-dir={directory}", "--ip=*"]),
+                                     f"--profile-dir={directory}", "--ip=*"], env),
                         run_env, directory / "log" / "kernelctl-controller.log")
     state = {"kernel": target.kernel.name, "n": n, "controller": controller.pid}
     _save(directory, state)
@@ -83,7 +83,7 @@ def start(name: str, n: int, srun_args: Sequence[str], env: Mapping[str, str],
         command = [srun, "-n", str(n), *(["--overlap"] if env.get("SLURM_JOB_ID") else []),
                    *srun_args]
         engines = spawn_detached(command + target.argv([python, "-m", "ipyparallel.engine",
-                                                f"--profile-dir={directory}"]),
+                                                f"--profile-dir={directory}"], env),
                          run_env, directory / "log" / "kernelctl-engines.log")
         _save(directory, {**state, "srun": engines.pid})
         _wait_for_engines(target, python, directory, n, timeout, run_env, engines)
@@ -118,7 +118,7 @@ def stop(name: str, env: Mapping[str, str], quiet: bool = False) -> Optional[int
 
 
 def _check_ipyparallel(target: KernelCommand, env: Mapping[str, str]) -> None:
-    done = completed(target.argv(["python", "-c", "import ipyparallel"]), env=target.env(env),
+    done = completed(target.argv(["python", "-c", "import ipyparallel"], env), env=target.env(env),
                      what="importing ipyparallel in the kernel's environment",
                      timeout=IMPORT_TIMEOUT)
     if done.returncode != 0:
@@ -147,7 +147,8 @@ print(len(client.ids))
 def _wait_for_engines(target: KernelCommand, python: str, directory: Path, n: int,
                       timeout: float, env: Mapping[str, str], engines: subprocess.Popen) -> None:
     try:
-        done = completed(target.argv([python, "-c", WAIT, str(directory), str(n), str(timeout)]),
+        done = completed(target.argv([python, "-c", WAIT, str(directory), str(n), str(timeout)],
+                                     env),
                          env=env, what="waiting for the engines", timeout=timeout + 60)
         failed = done.returncode != 0
     except CommandFailed:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from kernelctl.bases import bring_up as base_bring_up
 from kernelctl.errors import KernelctlError
 from kernelctl.kernelspec import LAUNCHER, RUN_FLAG
 from kernelctl.model import KernelInfo, Status, expand
@@ -23,6 +24,9 @@ class KernelCommand:
     kernel: KernelInfo
     launcher: tuple  # [shell, launcher, RUN_FLAG]: put the command after it
     spec_env: dict  # kernel.json's env as stored (jupyter_client's `$` syntax)
+    # What brings the kernel's image up first (`uenv run --view=V LABEL --`); then
+    # kernel.json's env is applied inside it, after the image's own, as in a session.
+    bring_up: tuple = ()
 
     def values(self, session: Mapping[str, str]) -> dict:
         """kernel.json's env as Jupyter gives it to the kernel from `session` (`$$` a
@@ -32,9 +36,14 @@ class KernelCommand:
 
     def env(self, session: Mapping[str, str]) -> dict:
         """The session's environment updated with kernel.json's, as jupyter_client does."""
+        if self.bring_up:
+            return dict(session)  # kernel.json's env goes in after the image's (argv)
         return {**session, **self.values(session)}
 
-    def argv(self, command: Sequence[str]) -> list:
+    def argv(self, command: Sequence[str], session: Mapping[str, str] = {}) -> list:
+        if self.bring_up:
+            assignments = [f"{key}={value}" for key, value in self.values(session).items()]
+            return [*self.bring_up, "/usr/bin/env", *assignments, *self.launcher, *command]
         return [*self.launcher, *command]
 
 
@@ -63,13 +72,16 @@ def kernel_command(name: str, env: Mapping[str, str], allow: Sequence[Status] = 
             "cannot run other commands",
             f"Rebuild it (same name and packages, a new launcher): kernelctl rebuild "
             f"{kernel.name}")
-    if kernel.status not in allow:
+    bring_up: tuple = ()
+    if kernel.status is Status.MISMATCH and Status.MISMATCH not in allow and kernel.base:
+        bring_up = tuple(base_bring_up(kernel.base, env) or ())
+    if kernel.status not in allow and not bring_up:
         problems = "; ".join(kernel.problems) or str(kernel.status)
         raise KernelctlError(f"the kernel '{kernel.name}' is {kernel.status}: {problems}",
                              f"`kernelctl doctor` explains it; `kernelctl show {kernel.name}` "
                              "shows what it was built on.")
     return KernelCommand(kernel, (kernel.spec.argv[0], str(launcher), RUN_FLAG),
-                         dict(kernel.spec.env))
+                         dict(kernel.spec.env), bring_up)
 
 
 def _has_run_mode(launcher: Path) -> bool:
@@ -87,7 +99,7 @@ def exec_in_kernel(name: str, command: Sequence[str], env: Mapping[str, str]) ->
         raise KernelctlError("no command given",
                              f"Put it after `--`: kernelctl run {name} -- python script.py")
     target = kernel_command(name, env)
-    argv = target.argv(command)
+    argv = target.argv(command, env)
     os.execve(argv[0], argv, target.env(env))
 
 

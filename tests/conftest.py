@@ -140,6 +140,23 @@ def _write_uenv_cli(image: Image) -> None:
         f"if [ \"$1 $2 $3\" = 'image inspect --json' ] && "
         f"{{ [ \"$4\" = '{image.digest}' ] || [ \"$4\" = '{image.name}' ]; }}; then\n"
         f"  cat <<'EOF'\n{json.dumps(info)}\nEOF\n  exit 0\nfi\n"
+        # `uenv run [--view=V] LABEL -- CMD`: what a mount gives a command (the image's
+        # variables and its view's PATH/PYTHONPATH first), then CMD; refused inside a
+        # uenv session, as the real one refuses. The squashfs mount itself is the part
+        # that cannot exist here: the image is laid out at its mount point already.
+        "if [ \"$1\" = run ]; then\n"
+        "  shift; view=default\n"
+        "  case \"$1\" in --view=*) view=${1#--view=}; shift ;; esac\n"
+        "  label=$1; shift; [ \"$1\" = -- ] && shift\n"
+        "  if [ -n \"$UENV_MOUNT_LIST\" ]; then\n"
+        "    echo 'uenv: run cannot be used inside a uenv session' >&2; exit 1; fi\n"
+        f"  case \"$label\" in {image.name}|{image.name}/*) ;; *)\n"
+        "    echo \"uenv: no such image: $label\" >&2; exit 1 ;; esac\n"
+        f"  export UENV_MOUNT_LIST='{image.squashfs}:{image.mount}'\n"
+        f"  export UENV_VIEW=\"{image.mount}:{image.name}:$view\"\n"
+        f"  export PATH=\"{image.view_root / 'bin'}:$PATH\"\n"
+        f"  export PYTHONPATH=\"{image.site_packages}${{PYTHONPATH:+:$PYTHONPATH}}\"\n"
+        "  exec \"$@\"\nfi\n"
         "echo \"uenv: no such image: $4\" >&2; exit 1\n")
     script.chmod(0o755)
 

@@ -97,9 +97,32 @@ def test_run_refuses_what_it_cannot_reproduce(uenv_kernel, prgenv_image, tmp_pat
     write_kernel(kernels, "foreign", foreign_spec(sys.executable))
     assert_user_error(kernelctl("run", "foreign", "--", "true", env=session),
                       "not made by kernelctl", "kernelctl adopt foreign")
-    # The base image is not mounted: the command would run on the wrong Python.
+    # The base image is not mounted, and nothing here can mount it: the command would
+    # run on the wrong Python.
     assert_user_error(kernelctl("run", "job", "--", "true", env=dict(os.environ)),
-                      "the kernel 'job' is mismatch", "kernelctl doctor")
+                      "needs the uenv prgenv-gnu/24.11:v1", "no uenv command")
+
+
+def test_run_and_shell_bring_a_uenv_up_from_a_plain_shell(uenv_kernel, prgenv_image,
+                                                          icon_image, tmp_path):
+    """On a login node no uenv is mounted; the `uenv` command is there. `run` and
+    `shell` bring the kernel's image up as the site documents (uenv run --view=VIEW
+    LABEL --), then apply kernel.json's env inside it: the venv's copy still wins."""
+    kernel, session = uenv_kernel
+    login_node = {**os.environ, "PATH": f"{prgenv_image.bin}:{os.environ['PATH']}"}
+    done = kernelctl("run", "job", "--", "python", "-c", PROBE, env=login_node, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    seen = probe_of(done.stdout)
+    assert seen["prefix"] == kernel["venv"] and seen["shadow"] == "2.0"
+    assert seen["uenv_view"].endswith(":prgenv-gnu:default") and seen["kernel"] == "job"
+    shell = kernelctl("shell", "job", env={**login_node, "SHELL": "/bin/sh"}, cwd=tmp_path,
+                      input='echo "venv=$VIRTUAL_ENV view=$UENV_VIEW"\n')
+    assert shell.returncode == 0, shell.stderr
+    assert f"venv={kernel['venv']} view=" in shell.stdout and ":prgenv-gnu:" in shell.stdout
+    # uenv run cannot start inside another uenv session: said, not attempted.
+    other = icon_image.session_env({**login_node})
+    assert_user_error(kernelctl("run", "job", "--", "true", env=other),
+                      "another uenv", "uenv run cannot start inside a uenv session")
 
 
 def test_submit_a_script_and_a_notebook_on_a_uenv_base(uenv_kernel, slurm, tmp_path):

@@ -204,6 +204,16 @@ def missing(binding: Binding) -> Optional[str]:
 
 
 
+def bring_up(binding: Binding, env: Mapping[str, str]) -> Optional[list]:
+    """The command that brings a mismatched kernel's image up from a plain shell
+    (`uenv run --view=VIEW LABEL --`), or None; a KernelctlError says why it cannot."""
+    for each in _kinds_of(binding, IMAGE_KIND):
+        prefix = each.bring_up(binding, env)
+        if prefix:
+            return prefix
+    return None
+
+
 def start_hint(binding: Binding, session: "Session") -> str:
     """How to use a mismatched kernel as it is: the words of the kind that found the
     mismatch (start JupyterLab with that uenv, in that container)."""

@@ -80,6 +80,12 @@ class BaseKind:
         """What the base lost for good (a retired modulefile): status broken."""
         return None
 
+    def bring_up(self, binding: "Binding", env: Mapping[str, str]) -> Optional[list]:
+        """The command that brings a mismatched kernel's base up from a plain shell, the
+        way the site does (`uenv run ... --`), for `run` and `shell` to put in front;
+        None when this kind has none. A KernelctlError says why it cannot be brought up."""
+        return None
+
     def unavailable_message(self, base: "Base", rebuild: str) -> str:
         """What the notebook says when the kernel's base cannot run in a session."""
         return (f"kernelctl: this kernel's base ({base.label}) cannot be used in this "

@@ -7,6 +7,7 @@ mounts one. A kernel made here needs that image again (`mismatch`).
 from __future__ import annotations
 
 import os
+import shutil
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
 from kernelctl import uenv
@@ -79,6 +80,28 @@ class UenvKind(BaseKind):
 
     def exact_spec(self, binding: Binding) -> str:
         return PREFIX + binding.label
+
+    def bring_up(self, binding: Binding, env: Mapping[str, str]) -> Optional[list]:
+        """`uenv run --view=VIEW LABEL --`: the image mounted for one command, as CSCS
+        documents it for a plain shell (a login node)."""
+        if not binding.image:
+            return None
+        label = binding.label or binding.image
+        mounted = uenv.session_uenvs(env)
+        if mounted:
+            raise KernelctlError(
+                f"this kernel needs the uenv {label}, and this shell has another uenv "
+                f"({', '.join(u.name for u in mounted)}) mounted: uenv run cannot start "
+                "inside a uenv session", f"Run it from a shell without a uenv (exit the "
+                f"uenv session), or start one with {label}: uenv start --view="
+                f"{binding.view or 'default'} {label}")
+        tool = shutil.which("uenv", path=env.get("PATH"))
+        if tool is None:
+            raise KernelctlError(
+                f"this kernel needs the uenv {label}, which is not mounted here, and there "
+                "is no uenv command to bring it up", "Run it on a system with uenv (a CSCS "
+                f"login or compute node), or in a session started with the uenv {label}.")
+        return [tool, "run", f"--view={binding.view or 'default'}", label, "--"]
 
     def current_spec(self, binding: Binding) -> str:
         """The same uenv at the version this session has."""

@@ -50,7 +50,7 @@ def _compare(kernel: KernelInfo, srun: str, context: Context) -> CheckResult:
         target = kernel_command(kernel.name, context.env)
     except KernelctlError as exc:
         return kernel_result(kernel, "slurm.srun", "warn", f"not probed: {exc.message}", exc.hint)
-    command = target.argv(["python", "-c", PROBE])
+    command = target.argv(["python", "-c", PROBE], context.env)
     env = target.env(context.env)
     try:
         here = _probe(command, env, context.timeout)
