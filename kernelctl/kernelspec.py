@@ -130,6 +130,19 @@ def launcher_script(python: Path, python_version: str, venv: Path, digest: str,
         slurm_dispatch=SLURM_DISPATCH.format(here=HERE_FLAG, relay=SLURM_RELAY) if slurm else "")
 
 
+RUN_LINE = '  case "${1-}" in ' + RUN_FLAG + ') shift; exec "$@" ;; esac\n'
+
+
+def with_slurm_dispatch(launcher: str, slurm: bool) -> Optional[str]:
+    """A launcher kernelctl wrote, made to start its kernel through the Slurm relay (or
+    no longer); None for one written before it could (no run mode to anchor on)."""
+    dispatch = SLURM_DISPATCH.format(here=HERE_FLAG, relay=SLURM_RELAY)
+    if RUN_LINE not in launcher:
+        return None
+    plain = launcher.replace(RUN_LINE + dispatch, RUN_LINE)
+    return plain.replace(RUN_LINE, RUN_LINE + dispatch) if slurm else plain
+
+
 def build_spec(launcher: Path, display_name: str, env: dict, binding: Binding,
                shell: str = "/bin/sh", slurm: Optional[SlurmRequest] = None) -> KernelSpec:
     """`slurm`: the kernel runs as a Slurm step or job; its interrupts are messages, as

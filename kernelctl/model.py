@@ -76,8 +76,15 @@ class KernelInfo:
             "venv": str(self.venv) if self.venv else None,
             "visible": self.visible,
             "belongs_to": self.belongs_to,
-            "slurm": {**self.slurm, "runs": list(self.slurm_runs)} if self.slurm else None,
+            "slurm": self._slurm_json(),
         }
+
+    def _slurm_json(self) -> Optional[dict]:
+        if not self.slurm:
+            return None
+        from kernelctl.slurm import summary_of  # only for Slurm kernels: list stays fast
+
+        return {**self.slurm, "summary": summary_of(self.slurm), "runs": list(self.slurm_runs)}
 
 
 @dataclass(frozen=True)

@@ -243,8 +243,9 @@ def live_runs(kernel_name: str, env: Mapping[str, str]) -> list:
             continue
         if not _relay_alive(state, host):
             continue
-        runs.append({key: state.get(key) for key in (
-            "mode", "job", "step", "phase", "state", "reason", "node", "time_left")})
+        run = {key: state.get(key) for key in (
+            "mode", "job", "step", "phase", "state", "reason", "node", "time_left")}
+        runs.append({**run, "summary": describe_run(run)})
     return runs
 
 

@@ -12,14 +12,11 @@ from typing import Mapping, Optional
 
 from kernelctl.errors import KernelctlError, disk_errors
 from kernelctl.kernelspec import (
-    HERE_FLAG,
     LAUNCHER,
-    RUN_FLAG,
-    SLURM_DISPATCH,
-    SLURM_RELAY,
     carry_kernelspec_files,
     install_staged,
     stage_kernel,
+    with_slurm_dispatch,
 )
 from kernelctl.model import SLURM_KEY, KernelInfo
 from kernelctl.ownership import check_only_kernelspec, kernel_dir_target
@@ -27,8 +24,6 @@ from kernelctl.slurm import SlurmRequest, check_accepted
 from kernelctl.transaction import Transaction, locks, stop_signals_raise, sweep_leftovers
 
 OFF = "off"
-RUN_LINE = f'  case "${{1-}}" in {RUN_FLAG}) shift; exec "$@" ;; esac\n'
-DISPATCH = SLURM_DISPATCH.format(here=HERE_FLAG, relay=SLURM_RELAY)
 WRITTEN_SUFFIX = re.compile(r" · Slurm (?:step|job)(?:: .*)?\Z")
 
 
@@ -91,11 +86,11 @@ def _wanted(kernel: KernelInfo, current: Optional[SlurmRequest], mode: Optional[
 
 def _launcher(kernel: KernelInfo, slurm: bool) -> str:
     text = (kernel_dir_target(kernel.resource_dir) / LAUNCHER).read_text()
-    if RUN_LINE not in text:
+    changed = with_slurm_dispatch(text, slurm)
+    if changed is None:
         raise KernelctlError(f"the launcher of '{kernel.name}' was written by an older "
                              "kernelctl", f"Rebuild it first: kernelctl rebuild {kernel.name}")
-    text = text.replace(RUN_LINE + DISPATCH, RUN_LINE)
-    return text.replace(RUN_LINE, RUN_LINE + DISPATCH) if slurm else text
+    return changed
 
 
 def _spec(kernel: KernelInfo, request: Optional[SlurmRequest]):

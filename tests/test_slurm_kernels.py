@@ -468,7 +468,9 @@ def test_jupyterlab_in_an_allocation_runs_step_and_job_kernels(prgenv_image, tes
     """JupyterLab started inside the user's allocation (what salloc gives the command
     it runs: SLURM_JOB_ID and the rest), as at the sites; its notebooks on a step kernel
     and a job kernel, in the browser; nothing left once the server stops."""
-    from tests.test_jupyterlab import run_cell_in_browser, start_lab
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_jupyterlab import CHROMIUM, run_cell_on_page, start_lab
 
     allocation = allocate(4, 2)  # the rest of the node is for the job kernel
     slurm_kernel(prgenv_image, test_wheels, slurm, "lab-step", "--slurm", "step", "--cpus", "2",
@@ -486,11 +488,25 @@ def test_jupyterlab_in_an_allocation_runs_step_and_job_kernels(prgenv_image, tes
             "Slurm job: 2 CPUs, 1 GPU, 10 min")
         assert specs["lab-job"]["spec"]["interrupt_mode"] == "message"
         results = {}
-        for name in ("lab-step", "lab-job"):
-            url = handle.write_notebook(name, name, SHOW)
-            results[name] = seen(run_cell_in_browser(handle, url, name, "SEEN",
-                                                     tmp_path / f"{name}.png"))
-        assert kernel_steps(slurm, "lab-step") and kernel_jobs(slurm, "lab-job")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                                 args=["--no-sandbox", "--disable-gpu"])
+            try:
+                for name in ("lab-step", "lab-job"):
+                    page = browser.new_page()
+                    url = handle.write_notebook(name, name, SHOW)
+                    results[name] = seen(run_cell_on_page(page, url, "SEEN", log=handle.log_tail))
+                assert kernel_steps(slurm, "lab-step") and kernel_jobs(slurm, "lab-job")
+                # The Kernels panel shows each kernel's live job or step.
+                page.locator(".jp-SideBar .lm-TabBar-tab[data-id='kernelctl-kernels']").click()
+                job = results["lab-job"]["job"]
+                page.wait_for_selector(f".kc-kernel[data-name='lab-job'] .kc-slurm-run"
+                                       f":has-text('job {job} RUNNING')", timeout=30_000)
+                page.wait_for_selector(".kc-kernel[data-name='lab-step'] .kc-slurm-run"
+                                       ":has-text('RUNNING')", timeout=30_000)
+            finally:
+                page.screenshot(path=str(tmp_path / "lab-slurm.png"))
+                browser.close()
     finally:
         lab.terminate()
         lab.wait(timeout=60)

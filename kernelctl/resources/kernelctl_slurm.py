@@ -177,7 +177,7 @@ class Relay:
         self.poller = zmq.Poller()
         self.front = self._bind_front()
         self.back = {}
-        self.phase = "pending"  # then "running", then "ended"
+        self.phase = "pending"  # then "connecting", "running", and "ended"
         self.why_ended = ""
         self.queued = []  # (channel, frames) held until the kernel is up
         self.waiting_cells = []  # parent headers of cells waiting for the job
@@ -370,6 +370,7 @@ class Relay:
                                f" after {waited} s; running the cell\n")
         self._flush_queued()
         self._follow_running()
+        self._record()  # list and show say RUNNING from the first cell on
 
     def _follow_pending(self):
         if self.step_mode:

@@ -109,7 +109,9 @@ class KernelsPanel extends Widget {
   }
 
   private fingerprint(data: Json): string {
-    return JSON.stringify(data.kernels.map((k: Json) => [k.name, k.display_name, k.status]));
+    // A Slurm kernel's jobs change state (pending, running, time left): shown too.
+    return JSON.stringify(data.kernels.map((k: Json) => [k.name, k.display_name, k.status,
+      (k.slurm?.runs || []).map((run: Json) => run.summary)]));
   }
 
   async refresh(): Promise<void> {
@@ -138,6 +140,10 @@ class KernelsPanel extends Widget {
       element('span', { class: `kc-badge kc-status-${kernel.status}`, 'aria-label': 'status' },
         kernel.status)
     );
+    for (const run of kernel.slurm?.runs || []) {
+      item.append(element('span', { class: 'kc-slurm-run', 'aria-label': 'Slurm job' },
+        run.summary));
+    }
     const choose = () => void this.inspect(kernel.name);
     item.addEventListener('click', choose);
     item.addEventListener('keydown', event => {
@@ -166,6 +172,12 @@ class KernelsPanel extends Widget {
       ['Environment', kernel.venv || '-'], ['Kernelspec', kernel.resource_dir],
       ['Made by', kernel.managed ? 'kernelctl' : 'another tool']
     ];
+    if (kernel.slurm) {
+      rows.push(['Slurm', kernel.slurm.summary]);
+      for (const run of kernel.slurm.runs) {
+        rows.push(['Running', run.summary]);
+      }
+    }
     const table = element('dl', { class: 'kc-facts' });
     for (const [key, value] of rows) {
       table.append(element('dt', {}, key), element('dd', {}, value));
