@@ -99,7 +99,7 @@ if [ -x "$python" ] && [ "$base_here" = yes ] && {{ [ -z "$digest" ] || [ "$imag
 {slurm_dispatch}  exec "$python" {python_flags}-m ipykernel_launcher "$@"
 fi
 if [ ! -d {venv} ]; then why={gone}; else why={unavailable}; fi
-case "${{1-}}" in {run_flag}) echo "kernelctl-launch.sh: $why" >&2; exit 1 ;; esac
+case "${{1-}}" in {run_flag}|--kernelctl-slurm-kernel) echo "kernelctl-launch.sh: $why" >&2; exit 1 ;; esac
 # The Jupyter server's Python (our parent) has ipykernel, or else one on PATH may.
 server_python=$(tr '\\0' '\\n' < /proc/$PPID/cmdline 2>/dev/null | head -n 1)
 for candidate in "$server_python" python3 python; do

@@ -112,9 +112,9 @@ def rebuild(request: RebuildRequest, env: Mapping[str, str], home: Path,
     return Rebuilt(made, binding.label, keep, from_base)
 
 
-def slurm_request(spec: KernelSpec) -> Optional[SlurmRequest]:
+def slurm_request(spec: Optional[KernelSpec]) -> Optional[SlurmRequest]:
     """What a Slurm kernel asks of Slurm: kept by a rebuild."""
-    return SlurmRequest.from_metadata(spec.metadata.get(SLURM_KEY))
+    return SlurmRequest.from_metadata(spec.metadata.get(SLURM_KEY)) if spec else None
 
 
 def chosen_display_name(kernel: KernelInfo) -> Optional[str]:

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from kernelctl import proc
 from kernelctl.errors import CommandFailed, KernelctlError
@@ -132,7 +132,7 @@ class SlurmRequest:
         known["args"] = tuple(str(a) for a in known.get("args", ()))
         return cls(**known)
 
-    def with_changes(self, **changes: object) -> "SlurmRequest":
+    def with_changes(self, **changes: Any) -> "SlurmRequest":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
@@ -253,9 +253,11 @@ def _relay_alive(state: dict, host: str) -> bool:
     pid = state.get("relay_pid")
     if state.get("host") != host:  # another node: trust a recent record
         return time.time() - float(state.get("updated") or 0) < 60
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, TypeError, ValueError):
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
     except PermissionError:
         pass

@@ -18,7 +18,7 @@ from kernelctl.kernelspec import (
     stage_kernel,
     with_slurm_dispatch,
 )
-from kernelctl.model import SLURM_KEY, KernelInfo
+from kernelctl.model import SLURM_KEY, KernelInfo, KernelSpec
 from kernelctl.ownership import check_only_kernelspec, kernel_dir_target
 from kernelctl.slurm import SlurmRequest, check_accepted
 from kernelctl.transaction import Transaction, locks, stop_signals_raise, sweep_leftovers
@@ -93,7 +93,7 @@ def _launcher(kernel: KernelInfo, slurm: bool) -> str:
     return changed
 
 
-def _spec(kernel: KernelInfo, request: Optional[SlurmRequest]):
+def _spec(kernel: KernelInfo, request: Optional[SlurmRequest]) -> KernelSpec:
     spec = kernel.spec
     assert spec is not None
     metadata = {k: v for k, v in spec.metadata.items() if k != SLURM_KEY}

@@ -40,9 +40,9 @@ def launchers() -> dict:
     python = Path(HOSTILE, "venv", "bin", "python")
     venv = Path(HOSTILE, "venv")
 
-    def made(steps: str = "", layers: tuple = (), digest: str = "") -> str:
+    def made(steps: str = "", layers: tuple = (), digest: str = "", slurm: bool = False) -> str:
         return launcher_script(python, "3.11.7", venv, digest, f"gone: {HOSTILE}",
-                               f"unavailable: {HOSTILE}; $(id)", layers, steps)
+                               f"unavailable: {HOSTILE}; $(id)", layers, steps, slurm=slurm)
 
     return {
         "plain": made(),
@@ -52,6 +52,7 @@ def launchers() -> dict:
                                            ["python/3.11.5", "it's/1"])),
         "conda": made(conda.launch_steps(f"{HOSTILE}/conda")),
         "container": made(container.launch_steps((("CONTAINER_NAME", HOSTILE),))),
+        "slurm": made(digest="a" * 64, slurm=True),
     }
 
 

@@ -1,3 +1,6 @@
+# mypy: allow-untyped-defs
+# (It runs on the kernel's own interpreter, Python 3.9 or newer, standard library and
+# pyzmq only; its functions are kept free of annotations that interpreter may lack.)
 """Written by kernelctl into a Slurm kernel's kernelspec; needs nothing of kernelctl, only
 the standard library and pyzmq (which ipykernel brings). docs/slurm-kernels.md.
 
@@ -422,9 +425,21 @@ class Relay:
                "limit", "FAILED": "it failed", "NODE_FAIL": "its node failed", "OUT_OF_MEMORY":
                "it ran out of memory", "COMPLETED": "the kernel exited",
                "PREEMPTED": "it was preempted", "GONE": "Slurm no longer knows it"}
+        said = self._launcher_said()
         return (f"the kernel's Slurm job {self.job} ended: {state}, "
                 f"{why.get(state, 'see its output')}"
-                + (f" ({reason})" if reason and reason != "None" else ""))
+                + (f" ({reason})" if reason and reason != "None" else "")
+                + (f". On its node: {said}" if said else ""))
+
+    def _launcher_said(self):
+        """What the launcher said in the job when the kernel could not run there (its
+        base not on that node, say)."""
+        try:
+            with open(os.path.join(self.run_dir, "job.out"), errors="replace") as out:
+                lines = [line.strip() for line in out if "kernelctl-launch.sh:" in line]
+        except OSError:
+            return ""
+        return lines[-1].split("kernelctl-launch.sh:", 1)[1].strip() if lines else ""
 
     # -- messages
 

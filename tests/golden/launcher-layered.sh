@@ -17,7 +17,7 @@ if [ -x "$python" ] && [ "$base_here" = yes ] && { [ -z "$digest" ] || [ "$image
   exec "$python" -Xfrozen_modules=off -m ipykernel_launcher "$@"
 fi
 if [ ! -d '/tmp/it'"'"'s a "dir" $HOME `id` 50%x ünï/venv' ]; then why='gone: /tmp/it'"'"'s a "dir" $HOME `id` 50%x ünï'; else why='unavailable: /tmp/it'"'"'s a "dir" $HOME `id` 50%x ünï; $(id)'; fi
-case "${1-}" in --kernelctl-run) echo "kernelctl-launch.sh: $why" >&2; exit 1 ;; esac
+case "${1-}" in --kernelctl-run|--kernelctl-slurm-kernel) echo "kernelctl-launch.sh: $why" >&2; exit 1 ;; esac
 # The Jupyter server's Python (our parent) has ipykernel, or else one on PATH may.
 server_python=$(tr '\0' '\n' < /proc/$PPID/cmdline 2>/dev/null | head -n 1)
 for candidate in "$server_python" python3 python; do
