@@ -92,6 +92,7 @@ bench: setup wheelhouse build/wheelhouse-sci/.done
 	$(BIN)/python bench/bench_kernel_start.py
 	$(BIN)/python bench/bench_base_start.py
 	$(BIN)/python bench/bench_doctor.py
+	$(BIN)/python bench/bench_slurm_kernel.py
 
 # The browser and REST tests 20 times in a row: how they were shown not to be flaky.
 lab-loop: setup wheelhouse system-packages

@@ -317,12 +317,18 @@ class Relay:
     def run(self):
         for sock in self.front.values():
             self.poller.register(sock, self.zmq.POLLIN)
-        next_look = next_touch = 0.0
+        next_look = next_touch = next_file_look = 0.0
         while True:
             now = time.monotonic()
             if now >= next_touch:
                 self._touch()
                 next_touch = now + HEARTBEAT_EVERY
+            if self.phase == "pending" and now >= next_file_look:
+                # Often while a start is likely (each look is a cell's wait), then once
+                # a second: the run directory is on a shared filesystem.
+                next_file_look = now + (0.1 if now - self.submitted_at < 30 else 1.0)
+                if self._kernel_started():
+                    next_look = now  # record the news now
             if now >= next_look:
                 if self._look():
                     return
@@ -332,26 +338,31 @@ class Relay:
             if os.getppid() != self.parent:
                 self._say("kernelctl: the Jupyter server went away; cancelling the job")
                 return
-            for sock, _ in self.poller.poll(500):
+            # While the kernel starts, look often (a file): each look is a cell's wait.
+            for sock, _ in self.poller.poll(100 if self.phase in ("pending", "connecting")
+                                            else 500):
                 self._handle(sock)
                 if self.shutting_down and self.phase != "running":
                     return
 
+    def _kernel_started(self):
+        """Whether the kernel side said where it listens; then the relay connects."""
+        running = read_json(os.path.join(self.run_dir, "running.json"))
+        if not running:
+            return False
+        self._connect_back(running)
+        self.step = running.get("step")
+        self.phase = "connecting"
+        self.state.update(node=running.get("node"))
+        self._probe()
+        return True
+
     def _look(self):
-        """Follow the job; True when the relay should stop."""
+        """Follow the job (Slurm's commands: every POLL_EVERY); True when the relay
+        should stop."""
         if self.phase == "pending":
-            running = read_json(os.path.join(self.run_dir, "running.json"))
-            if running:
-                self._connect_back(running)
-                self.step = running.get("step")
-                self.phase = "connecting"
-                self.state.update(node=running.get("node"))
-                self._probe()
-            else:
-                self._follow_pending()
-        elif self.phase == "connecting":
-            self._follow_running()
-        elif self.phase == "running":
+            self._follow_pending()
+        elif self.phase in ("connecting", "running"):
             self._follow_running()
         self._record()
         return self.shutting_down and self.phase == "ended"
@@ -362,7 +373,7 @@ class Relay:
         message = self.signer.message("kernel_info_request", {})
         self.probes.add(json.loads(message[message.index(DELIM) + 2])["msg_id"])
         self.back["shell"].send_multipart(message)
-        self.next_probe = time.monotonic() + 0.5
+        self.next_probe = time.monotonic() + 0.3
 
     def _kernel_is_up(self):
         """The kernel answers, and its iopub reaches the relay: the cells go to it."""
