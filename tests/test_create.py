@@ -144,8 +144,8 @@ def test_json_output_is_the_kernel_object(prgenv_image):
                      env=session)
     assert set(kernel) == {"version", "name", "display_name", "language", "resource_dir",
                            "managed", "status", "problems", "base", "venv", "visible",
-                           "belongs_to"}
-    assert kernel["version"] == 1
+                           "belongs_to", "slurm"}
+    assert kernel["version"] == 1 and kernel["slurm"] is None  # a plain kernel
     assert (kernel["name"], kernel["display_name"], kernel["language"]) == (
         "mine", "My env", "python")
     assert kernel["managed"] is True and kernel["status"] == "ok" and kernel["problems"] == []
