@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Optional
 
+from kernelctl.binding import PythonBinding
 from kernelctl.errors import KernelctlError, disk_errors
 from kernelctl.kernelspec import (
     LAUNCHER,
@@ -55,7 +56,7 @@ def change_slurm(name: str, mode: Optional[str], changes: dict, env: Mapping[str
 def _python_kernel(kernel: KernelInfo) -> Optional[SlurmRequest]:
     """The kernel's current request; refused for what kernelctl cannot re-target."""
     binding = kernel.base
-    if binding is None or kernel.spec is None or binding.kind == "julia" or \
+    if not isinstance(binding, PythonBinding) or kernel.spec is None or \
             not os.path.isfile(kernel.resource_dir / LAUNCHER):
         raise KernelctlError(f"'{kernel.name}' is not a Python kernel kernelctl made, so it "
                              "cannot be made a Slurm kernel",
