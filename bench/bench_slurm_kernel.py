@@ -59,7 +59,8 @@ def main() -> None:
                             f"python:{BASE_PYTHON}", "--name", name, "--no-index",
                             "--find-links", str(wheelhouse_dir()), *options], env=env,
                            check=True, stdout=subprocess.DEVNULL)
-        allocation = subprocess.run(["sbatch", "--parsable", "-c", "4", "--wrap", "sleep 3600"],
+        allocation = subprocess.run(["sbatch", "--parsable", "-c", "4", "-o", os.devnull,
+                                     "--wrap", "sleep 3600"],
                                     env=env, capture_output=True, text=True,
                                     check=True).stdout.strip()
         while "RUNNING" not in subprocess.run(["squeue", "-h", "-j", allocation, "-o", "%T"],
